@@ -1,0 +1,1 @@
+"""hardened.stack lab tooling: systemd containers that stand in for real hosts."""
