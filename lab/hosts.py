@@ -1,0 +1,170 @@
+"""Create and destroy lab hosts (systemd containers reached over SSH).
+
+Used by ``make lab`` (hosts read from ``inventories/lab``) and by every Molecule
+scenario (hosts read from the scenario's ``platforms``) alike.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import engine, images
+from .platform import CACHE_ROOT, IMAGES, LABEL, run_args
+
+SSH_USER = "hslab"
+
+
+def ssh_key() -> str:
+    """Path of the lab's private key (generated once)."""
+    key = os.path.join(CACHE_ROOT, "ssh", "id_ed25519")
+    if not os.path.exists(key):
+        os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
+        engine.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hardened-stack-lab",
+                    "-f", key])
+    return key
+
+
+def _pool(image: str) -> str:
+    return os.path.join(CACHE_ROOT, "apt", image, "pool")
+
+
+def _host_cache(image: str, name: str) -> str:
+    return os.path.join(CACHE_ROOT, "apt", image, "hosts", name)
+
+
+def _seed_cache(image: str, name: str) -> str:
+    """Per-host apt archive dir, pre-filled with hard links from the shared pool."""
+    pool, dest = _pool(image), _host_cache(image, name)
+    os.makedirs(pool, exist_ok=True)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(os.path.join(dest, "partial"))
+    for deb in os.listdir(pool):
+        if deb.endswith(".deb"):
+            os.link(os.path.join(pool, deb), os.path.join(dest, deb))
+    return dest
+
+
+def harvest_cache(image: str, name: str, remove: bool = True) -> int:
+    """Link packages a host downloaded into the pool; return how many were new."""
+    pool, src = _pool(image), _host_cache(image, name)
+    new = 0
+    if os.path.isdir(src):
+        os.makedirs(pool, exist_ok=True)
+        for deb in os.listdir(src):
+            target = os.path.join(pool, deb)
+            if deb.endswith(".deb") and not os.path.exists(target):
+                os.link(os.path.join(src, deb), target)
+                new += 1
+        if remove:
+            shutil.rmtree(src, ignore_errors=True)
+    return new
+
+
+def network_for(hosts: list[dict], name: str) -> str:
+    """Create (once) the user-defined network that holds all the hosts' addresses."""
+    nets = {ipaddress.ip_network(f"{h['address']}/24", strict=False) for h in hosts}
+    if len(nets) != 1:
+        raise engine.LabError(f"hosts of {name} span several /24 networks: {sorted(map(str, nets))}")
+    subnet = nets.pop()
+    res = engine.run(["docker", "network", "inspect", name], check=False, capture=True, quiet=True)
+    if res.returncode == 0:
+        current = json.loads(res.stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+        if current != str(subnet):
+            raise engine.LabError(f"network {name} exists with subnet {current}, wanted {subnet}")
+        return name
+    engine.run(["docker", "network", "create", "--subnet", str(subnet),
+                "--gateway", str(next(subnet.hosts())), "--label", f"{LABEL}=1", name])
+    return name
+
+
+def container_state(name: str) -> str | None:
+    res = engine.run(["docker", "inspect", "-f", "{{.State.Status}}", name], check=False,
+                     capture=True, quiet=True)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _exec(name: str, cmd: str, input_text: str | None = None) -> subprocess.CompletedProcess:
+    return engine.run(["docker", "exec", "-i", name, "bash", "-c", cmd], capture=True,
+                      input_text=input_text, quiet=True, check=False)
+
+
+def _wait_ready(name: str, address: str, key: str, timeout: int = 120) -> None:
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        state = _exec(name, "systemctl is-system-running 2>/dev/null || true").stdout.strip()
+        if state in ("running", "degraded"):
+            res = engine.run(["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
+                              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "-o", "LogLevel=ERROR", f"{SSH_USER}@{address}", "true"],
+                             check=False, capture=True, quiet=True)
+            if res.returncode == 0:
+                return
+            last = res.stderr.strip()
+        else:
+            last = f"systemd: {state or 'starting'}"
+        time.sleep(1)
+    raise engine.LabError(f"{name} not reachable over SSH at {address} after {timeout} s ({last})")
+
+
+def create_host(host: dict, network: str, etc_hosts: dict[str, str], label: str, key: str) -> dict:
+    name, image, address = host["name"], host.get("image", "debian12"), host["address"]
+    state = container_state(name)
+    if state == "running":
+        engine.log(f"{name}: already running")
+    else:
+        if state is not None:
+            engine.run(["docker", "rm", "-f", name], capture=True)
+        args = run_args(name, image, network, address, hostname=host.get("hostname", name),
+                        etc_hosts=etc_hosts, label_value=label)
+        # The apt archive cache is a host directory (see _seed_cache).
+        cache = _seed_cache(image, name)
+        args[args.index("--tmpfs"):args.index("--tmpfs")] = [
+            "--volume", f"{cache}:/var/cache/apt/archives", "--label", f"hslab.image={image}"]
+        engine.run(args, capture=True)
+        with open(key + ".pub", encoding="utf-8") as fh:
+            pub = fh.read()
+        res = _exec(name, f"install -d -m 0700 -o {SSH_USER} -g {SSH_USER} /home/{SSH_USER}/.ssh && "
+                          f"install -m 0600 -o {SSH_USER} -g {SSH_USER} /dev/stdin "
+                          f"/home/{SSH_USER}/.ssh/authorized_keys", input_text=pub)
+        if res.returncode != 0:
+            raise engine.LabError(f"{name}: could not install the lab key: {res.stderr}")
+    _wait_ready(name, address, key)
+    return {"instance": name, "address": address, "user": SSH_USER, "port": 22,
+            "identity_file": key, "image": image}
+
+
+def create(hosts: list[dict], network: str, label: str) -> list[dict]:
+    """Create every host in parallel; return Molecule-style instance configs."""
+    for host in hosts:
+        if host.get("image", "debian12") not in IMAGES:
+            raise engine.LabError(f"{host['name']}: unknown image {host.get('image')!r}")
+    engine.ensure_engine()
+    images.build_all(sorted({h.get("image", "debian12") for h in hosts}))
+    key = ssh_key()
+    network_for(hosts, network)
+    etc_hosts = {h["name"]: h["address"] for h in hosts}
+    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
+        futures = [pool.submit(create_host, h, network, etc_hosts, label, key) for h in hosts]
+        return [f.result() for f in futures]
+
+
+def destroy(label: str, network: str | None = None) -> None:
+    """Remove every container carrying this label (and the network), keeping apt caches."""
+    res = engine.run(["docker", "ps", "-a", "--filter", f"label={LABEL}={label}",
+                      "--format", "{{.Names}} {{.Label \"hslab.image\"}}"], capture=True, quiet=True)
+    rows = [line.split() for line in res.stdout.splitlines() if line.strip()]
+    if rows:
+        engine.run(["docker", "rm", "-f", *[r[0] for r in rows]], capture=True)
+    new = sum(harvest_cache(r[1], r[0]) for r in rows if len(r) == 2)
+    if new:
+        engine.log(f"apt cache: {new} new package(s) kept for the next run")
+    if network and engine.run(["docker", "network", "inspect", network], check=False,
+                              capture=True, quiet=True).returncode == 0:
+        engine.run(["docker", "network", "rm", network], capture=True)

@@ -1,0 +1,98 @@
+"""The table ``make lab`` prints: hosts, roles applied, endpoints and their health.
+
+Roles come from the plays of ``playbooks/site.yml`` (their ``hosts`` groups), endpoints
+from the port map in ``roles/_common/defaults/main.yml``; health is read on each host over
+SSH (systemd state, and whether each expected port is listening).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import yaml
+
+from . import hosts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _groups_of(data: dict) -> dict[str, set[str]]:
+    member: dict[str, set[str]] = {}
+
+    def walk(group: str, seen: tuple[str, ...] = ()) -> None:
+        node = data.get(group, {})
+        for host in node.get("hosts", []):
+            member.setdefault(host, set()).update(seen + (group,))
+        for child in node.get("children", []):
+            walk(child, seen + (group,))
+
+    walk("all")
+    return member
+
+
+def _site_roles() -> list[tuple[str, list[str]]]:
+    with open(os.path.join(ROOT, "playbooks", "site.yml"), encoding="utf-8") as fh:
+        plays = yaml.safe_load(fh) or []
+    out = []
+    for play in plays:
+        if not isinstance(play, dict) or "hosts" not in play:
+            continue
+        roles = []
+        for role in play.get("roles", []):
+            name = role["role"] if isinstance(role, dict) else role
+            roles.append(name.rsplit(".", 1)[-1])
+        for task in play.get("tasks", []):
+            inc = task.get("ansible.builtin.include_role") or task.get("ansible.builtin.import_role")
+            if inc:
+                roles.append(inc["name"].rsplit(".", 1)[-1])
+        if roles:
+            out.append((str(play["hosts"]), roles))
+    return out
+
+
+def _port_map() -> dict:
+    with open(os.path.join(ROOT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["_common_port_map_defaults"]
+
+
+def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
+    cmd = "systemctl is-system-running 2>/dev/null; ss -Hltn | awk '{print $4}'"
+    res = subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
+                          "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
+                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                          f"{hosts.SSH_USER}@{address}", cmd],
+                         text=True, capture_output=True, timeout=30)
+    if res.returncode not in (0, 1) or not res.stdout:
+        return "unreachable", set()
+    lines = res.stdout.split()
+    listening = {int(x.rsplit(":", 1)[1]) for x in lines[1:] if x.rsplit(":", 1)[-1].isdigit()}
+    return lines[0], listening & set(ports)
+
+
+def print_report(specs: list[dict], data: dict) -> int:
+    member = _groups_of(data)
+    plays = _site_roles()
+    pmap = _port_map()
+    bad = 0
+    print()
+    print(f"{'host':8} {'address':14} {'os':9} {'groups':22} {'roles':34} {'systemd':9} endpoints")
+    for spec in specs:
+        groups = member.get(spec["name"], set()) - {"all", "ungrouped"}
+        roles: list[str] = []
+        for pattern, play_roles in plays:
+            if pattern == "all" or any(g in groups for g in pattern.replace(",", ":").split(":")):
+                roles += [r for r in play_roles if r not in roles and not r.startswith("_")]
+        expected = {name: e["port"] for name, e in pmap.items()
+                    if any(g == "all" or g in groups for g in e["listen"])}
+        state, up = _probe(spec["address"], list(expected.values()))
+        if state not in ("running",):
+            bad += 1
+        # Only services whose role is applied are expected to listen.
+        endpoints = " ".join(f"{n}:{p}{'' if p in up else '(down)'}" for n, p in sorted(
+            expected.items(), key=lambda kv: kv[1]) if p in up or n == "ssh")
+        print(f"{spec['name']:8} {spec['address']:14} {spec['image']:9} "
+              f"{','.join(sorted(groups)):22} {','.join(roles):34} {state:9} {endpoints}")
+    print()
+    print(f"SSH: ssh -i {hosts.ssh_key()} {hosts.SSH_USER}@<address>")
+    return 1 if bad else 0
