@@ -103,8 +103,8 @@ def apt_mirror() -> str:
     for path in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
         try:
             with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    line = line.strip()
+                for raw in fh:
+                    line = raw.strip()
                     if line.startswith("URIs:") and "security" not in line:
                         return line.split()[1].rstrip("/")
                     if line.startswith("deb ") and "/debian" in line and "security" not in line:

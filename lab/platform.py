@@ -37,7 +37,7 @@ IMAGES = {
 }
 
 
-def run_args(name: str, image: str, network: str, address: str,
+def run_args(name: str, image: str, network: str, address: str, *,
              hostname: str | None = None, etc_hosts: dict[str, str] | None = None,
              label_value: str = "lab") -> list[str]:
     """Return the ``docker run`` argument list for one systemd lab host."""

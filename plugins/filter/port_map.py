@@ -16,7 +16,7 @@ def port_map_validate(port_map, groups=None):
     try:
         return pm.validate(port_map, groups)
     except pm.PortMapError as exc:
-        raise AnsibleFilterError(str(exc))
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def port_map_services_on(port_map, host, groups):

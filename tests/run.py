@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""The whole test suite, stage by stage, each timed (what `make test` and CI run).
+
+Stages: yamllint, ansible-lint, ruff, pytest, sanity, build, molecule. Any failing stage fails
+the run; nothing is skipped silently (a stage that cannot run is a failure). Molecule
+scenarios run two at a time (each has its own network and host names); their logs are in
+tests/output/molecule/<scenario>.log and the tail of a failing one is printed.
+
+  python tests/run.py                 # everything
+  python tests/run.py pytest sanity   # some stages
+  MOLECULE_SCENARIOS="pki baseline" python tests/run.py molecule
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "output")
+PY = sys.executable
+BIN = os.path.dirname(PY)
+MOLECULE_PARALLEL = int(os.environ.get("MOLECULE_PARALLEL", "2"))
+
+
+def sh(cmd: list[str], **kw) -> int:
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=kw.pop("cwd", ROOT), **kw).returncode
+
+
+def stage_yamllint() -> int:
+    return sh([os.path.join(BIN, "yamllint"), "-s", "."])
+
+
+def stage_ansible_lint() -> int:
+    return sh([os.path.join(BIN, "ansible-lint"), "--offline"])
+
+
+def stage_ruff() -> int:
+    return sh([os.path.join(BIN, "ruff"), "check", "."])
+
+
+def stage_pytest() -> int:
+    return sh([PY, "-m", "pytest", "tests/unit", "-q"])
+
+
+def collection_tree() -> str:
+    """A copy of the collection in an ansible_collections/hardened/stack tree."""
+    base = tempfile.mkdtemp(prefix="hs-collection-")
+    dest = os.path.join(base, "ansible_collections", "hardened", "stack")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = os.path.join(ROOT, rel)
+        if not os.path.isfile(src):
+            continue
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        shutil.copy2(src, os.path.join(dest, rel))
+    return dest
+
+
+def get_pip_shim() -> None:
+    """ansible-test bootstraps pip in its venvs from a script it downloads from a host this
+    machine cannot reach; give it one that uses ensurepip + the package index instead."""
+    import re  # noqa: PLC0415
+
+    import ansible_test  # noqa: PLC0415
+    src = os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")
+    with open(src, encoding="utf-8") as fh:
+        versions = set(re.findall(r"pip='([0-9.]+)'", fh.read()))
+    if not versions:
+        raise SystemExit("sanity: cannot find the pip version ansible-test bootstraps")
+    cache = os.path.expanduser("~/.ansible/test/cache")
+    os.makedirs(cache, exist_ok=True)
+    for version in versions:
+        path = os.path.join(cache, f"get_pip_{version.replace('.', '_')}.py")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(
+                "import subprocess, sys\n"
+                "args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel')]\n"
+                "subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade', '--default-pip'])\n"
+                "if args:\n"
+                "    subprocess.check_call([sys.executable, '-m', 'pip', 'install', *args])\n")
+
+
+def stage_sanity() -> int:
+    ignores = [f for f in os.listdir(os.path.join(ROOT, "tests", "sanity"))
+               if f.startswith("ignore")] if os.path.isdir(os.path.join(ROOT, "tests", "sanity")) else []
+    if any(os.path.getsize(os.path.join(ROOT, "tests", "sanity", f)) for f in ignores):
+        print("sanity: ignore files must stay empty:", ignores)
+        return 1
+    get_pip_shim()
+    tree = collection_tree()
+    try:
+        return sh([os.path.join(BIN, "ansible-test"), "sanity", "--local", "--requirements",
+                   "--python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--color", "no"], cwd=tree)
+    finally:
+        shutil.rmtree(tree.rsplit("/ansible_collections", 1)[0], ignore_errors=True)
+
+
+def stage_build() -> int:
+    """Build the tarball, check nothing test-only is in it, install it, and load the site
+    playbook from the installed copy (syntax check against the lab inventory)."""
+    import tarfile
+    work = tempfile.mkdtemp(prefix="hs-build-")
+    try:
+        if sh([os.path.join(BIN, "ansible-galaxy"), "collection", "build", "--output-path", work, "."]):
+            return 1
+        tarball = next(os.path.join(work, f) for f in os.listdir(work) if f.endswith(".tar.gz"))
+        with tarfile.open(tarball) as tar:
+            names = tar.getnames()
+        bad = [n for n in names if n.split("/")[0] in ("tests", "molecule", "lab", "bench", ".venv", ".build")
+               or n.startswith("inventories/lab")]
+        if bad:
+            print("build: test/lab files in the tarball:", bad[:10])
+            return 1
+        coll = os.path.join(work, "collections")
+        if sh([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "-p", coll, tarball]):
+            return 1
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=coll, ANSIBLE_CONFIG=os.devnull)
+        return sh([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "-i", "inventories/lab",
+                   "hardened.stack.site"], env=env)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def scenarios() -> list[str]:
+    wanted = os.environ.get("MOLECULE_SCENARIOS", "").split()
+    found = sorted(d for d in os.listdir(os.path.join(ROOT, "molecule"))
+                   if os.path.isfile(os.path.join(ROOT, "molecule", d, "molecule.yml")))
+    return [s for s in found if s in wanted] if wanted else found
+
+
+def run_scenario(name: str) -> tuple[str, int, float]:
+    os.makedirs(os.path.join(OUT, "molecule"), exist_ok=True)
+    log = os.path.join(OUT, "molecule", f"{name}.log")
+    start = time.time()
+    with open(log, "w", encoding="utf-8") as fh:
+        rc = subprocess.run([os.path.join(BIN, "molecule"), "test", "-s", name], cwd=ROOT,
+                            stdout=fh, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, NO_COLOR="1", ANSIBLE_FORCE_COLOR="0")).returncode
+    return name, rc, time.time() - start
+
+
+def stage_molecule() -> int:
+    names = scenarios()
+    if not names:
+        print("molecule: no scenario found")
+        return 1
+    if sh([PY, "-m", "lab", "images"]):
+        return 1
+    failed = 0
+    with ThreadPoolExecutor(max_workers=MOLECULE_PARALLEL) as pool:
+        for name, rc, secs in pool.map(run_scenario, names):
+            print(f"molecule {name}: {'ok' if rc == 0 else 'FAILED'} in {secs:.0f} s", flush=True)
+            if rc:
+                failed += 1
+                with open(os.path.join(OUT, "molecule", f"{name}.log"), encoding="utf-8") as fh:
+                    print("".join(fh.readlines()[-80:]))
+    return 1 if failed else 0
+
+
+STAGES = {
+    "yamllint": stage_yamllint,
+    "ansible-lint": stage_ansible_lint,
+    "ruff": stage_ruff,
+    "pytest": stage_pytest,
+    "sanity": stage_sanity,
+    "build": stage_build,
+    "molecule": stage_molecule,
+}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(STAGES)
+    unknown = [s for s in chosen if s not in STAGES]
+    if unknown:
+        print(f"unknown stage(s): {unknown}; known: {list(STAGES)}")
+        return 2
+    results = []
+    total = time.time()
+    for name in chosen:
+        print(f"\n===== {name} =====", flush=True)
+        start = time.time()
+        rc = STAGES[name]()
+        results.append((name, rc, time.time() - start))
+        print(f"===== {name}: {'passed' if rc == 0 else 'FAILED'} in {time.time() - start:.1f} s", flush=True)
+    print("\nstage          result   seconds")
+    for name, rc, secs in results:
+        print(f"{name:14} {'passed' if rc == 0 else 'FAILED':8} {secs:7.1f}")
+    print(f"{'total':14} {'':8} {time.time() - total:7.1f}")
+    failed = sum(1 for _, rc, _ in results if rc)
+    print(f"stages: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
