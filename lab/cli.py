@@ -25,7 +25,7 @@ LAB_NETWORK = "hardened-stack-lab"
 def inventory_hosts(inventory: str) -> tuple[list[dict], dict]:
     """Hosts of an Ansible inventory, as lab host specs (uses ansible-inventory)."""
     res = subprocess.run(["ansible-inventory", "-i", inventory, "--list"], text=True,
-                         capture_output=True)
+                         capture_output=True, check=False)
     if res.returncode != 0:
         raise engine.LabError(f"ansible-inventory failed: {res.stderr.strip()}")
     data = json.loads(res.stdout)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.ensure_engine()
             images.build_all(args.names or None, rebuild=args.rebuild)
         elif args.cmd == "up":
-            specs, _ = inventory_hosts(args.inventory)
+            specs = inventory_hosts(args.inventory)[0]
             for inst in hosts.create(specs, LAB_NETWORK, LAB_LABEL):
                 print(f"{inst['instance']:10} {inst['address']:15} {inst['image']}")
         elif args.cmd == "down":

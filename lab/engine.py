@@ -40,7 +40,7 @@ def run(cmd: list[str], check: bool = True, capture: bool = False,
         log("$ " + " ".join(cmd if len(cmd) < 40 else cmd[:40] + ["..."]))
     res = subprocess.run(cmd, text=True, input=input_text,
                          stdout=subprocess.PIPE if capture else None,
-                         stderr=subprocess.PIPE if capture else None)
+                         stderr=subprocess.PIPE if capture else None, check=False)
     if check and res.returncode != 0:
         detail = (res.stderr or "").strip() if capture else ""
         raise LabError(f"command failed ({res.returncode}): {' '.join(cmd[:8])} {detail}")
@@ -91,7 +91,7 @@ def ensure_engine() -> None:
     log("starting dockerd in the background (log: /var/log/hslab-dockerd.log)")
     with open("/var/log/hslab-dockerd.log", "ab") as out:
         subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
-    for _ in range(60):
+    for _attempt in range(60):
         if docker_answers():
             return
         time.sleep(1)

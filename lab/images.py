@@ -97,7 +97,7 @@ def build(name: str, rebuild: bool = False) -> str:
         tar = subprocess.Popen(["tar", "-C", root, "--numeric-owner", "-c", "."],
                                stdout=subprocess.PIPE)
         imp = subprocess.run([engine.docker_bin(), "import", "-", base], stdin=tar.stdout,
-                             stdout=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, check=False)
         tar.stdout.close()
         if tar.wait() != 0 or imp.returncode != 0:
             raise engine.LabError(f"docker import of {name} failed")

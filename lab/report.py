@@ -62,7 +62,7 @@ def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
                           "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
                           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                           f"{hosts.SSH_USER}@{address}", cmd],
-                         text=True, capture_output=True, timeout=30)
+                         text=True, capture_output=True, timeout=30, check=False)
     if res.returncode not in (0, 1) or not res.stdout:
         return "unreachable", set()
     lines = res.stdout.split()
