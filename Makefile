@@ -53,10 +53,12 @@ lab-converge:
 lab-report:
 	$(PY) -m lab report -i $(LAB_INVENTORY)
 
+# The converge log is kept in .lab/ (no secret reaches it: every secret task is no_log).
 lab: lab-up
-	@start=$$(date +%s); \
-	  $(MAKE) --no-print-directory lab-converge && \
-	  echo "converge took $$(( $$(date +%s) - start )) s"
+	@mkdir -p .lab; start=$$(date +%s); \
+	  set -o pipefail; $(MAKE) --no-print-directory lab-converge 2>&1 | tee .lab/converge.log; \
+	  rc=$$?; echo "converge: $$(( $$(date +%s) - start )) s, changed tasks: $$(awk '/ changed=/ {split($$0,a,"changed="); split(a[2],b," "); s+=b[1]} END {print s+0}' .lab/converge.log)"; \
+	  exit $$rc
 	$(MAKE) --no-print-directory lab-report
 
 lab-down: venv
