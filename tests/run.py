@@ -127,8 +127,27 @@ def stage_build() -> int:
         if sh([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "-p", coll, tarball],
               env=env):
             return 1
-        return sh([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "-i", "inventories/lab",
-                   "hardened.stack.site"], env=env)
+        if sh([os.path.join(BIN, "ansible-playbook"), "--syntax-check", "-i", "inventories/lab",
+               "hardened.stack.site"], env=env):
+            return 1
+        # The AWX execution environment's build context (no image build: no registry here).
+        ee = os.path.join(work, "ee")
+        os.makedirs(os.path.join(ee, "meta"))
+        shutil.copy2(os.path.join(ROOT, "execution-environment.yml"), ee)
+        for name in ("ee-requirements.txt", "ee-bindep.txt"):
+            shutil.copy2(os.path.join(ROOT, "meta", name), os.path.join(ee, "meta"))
+        shutil.copy2(tarball, os.path.join(ee, "hardened-stack.tar.gz"))
+        if sh([os.path.join(BIN, "ansible-builder"), "create", "-f", "execution-environment.yml",
+               "--context", os.path.join(ee, "context")], cwd=ee):
+            return 1
+        context = os.path.join(ee, "context")
+        name = next(f for f in ("Containerfile", "Dockerfile") if os.path.exists(os.path.join(context, f)))
+        with open(os.path.join(context, name), encoding="utf-8") as fh:
+            text = fh.read()
+        staged = os.path.exists(os.path.join(context, "_build", "collections", "hardened-stack.tar.gz"))
+        ok = staged and "ansible-galaxy collection install --offline /tmp/hardened-stack.tar.gz" in text
+        print(f"execution environment context: {name} {'installs' if ok else 'does NOT install'} the collection")
+        return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
