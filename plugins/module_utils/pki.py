@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""subjectAltName computation for host certificates (pure functions)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+
+class SanError(ValueError):
+    """A subjectAltName is malformed; the message names it."""
+
+
+def _ip(value):
+    try:
+        return ipaddress.ip_address(str(value).split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def normalise_san(san):
+    """Return ``DNS:name`` / ``IP:addr`` in canonical form, or raise SanError."""
+    if not isinstance(san, str) or ":" not in san:
+        raise SanError("subjectAltName %r must look like DNS:name or IP:address" % (san,))
+    kind, value = san.split(":", 1)
+    kind = kind.strip().upper()
+    value = value.strip()
+    if kind == "IP":
+        addr = _ip(value)
+        if addr is None:
+            raise SanError("subjectAltName %r: %r is not an IP address" % (san, value))
+        return "IP:%s" % addr.compressed
+    if kind == "DNS":
+        if not value or " " in value or len(value) > 253:
+            raise SanError("subjectAltName %r: %r is not a DNS name" % (san, value))
+        return "DNS:%s" % value.lower()
+    raise SanError("subjectAltName %r: type %r is not DNS or IP" % (san, kind))
+
+
+def host_sans(inventory_hostname, facts, ansible_host=None, extra=None, loopback=True):
+    """SANs for a host: its inventory name, hostname and FQDN, ``ansible_host``, every
+    global/private address in its facts, optional loopback names, plus ``extra``.
+    Sorted, without duplicates; link-local addresses are left out."""
+    facts = facts or {}
+    sans = []
+    names = [inventory_hostname, facts.get("hostname"), facts.get("fqdn"), facts.get("nodename")]
+    addresses = list(facts.get("all_ipv4_addresses") or []) + list(facts.get("all_ipv6_addresses") or [])
+    if ansible_host:
+        if _ip(ansible_host) is not None:
+            addresses.append(ansible_host)
+        else:
+            names.append(ansible_host)
+    for name in names:
+        if name and _ip(name) is None and name != "localhost":
+            sans.append("DNS:%s" % name)
+        elif name and _ip(name) is not None:
+            addresses.append(name)
+    for addr in addresses:
+        ip = _ip(addr)
+        if ip is not None and not ip.is_link_local:
+            sans.append("IP:%s" % ip.compressed)
+    if loopback:
+        sans += ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
+    sans += list(extra or [])
+    out = []
+    for san in sans:
+        canon = normalise_san(san)
+        if canon not in out:
+            out.append(canon)
+    dns = sorted(s for s in out if s.startswith("DNS:"))
+    ips = sorted((s for s in out if s.startswith("IP:")), key=lambda s: (_ip(s[3:]).version, _ip(s[3:])))
+    return dns + ips
