@@ -19,6 +19,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# The inventory contract (README): these groups may be absent from an inventory that does
+# not deploy that tier; any other group the map names must exist.
+CONTRACT_GROUPS = ("loadbalancers", "app", "etcd", "postgres", "redis", "monitoring", "backup")
 ANY = "any"
 ALL = "all"
 PROTOCOLS = ("tcp", "udp")
@@ -41,11 +44,12 @@ def validate(port_map, groups=None):
     """Check a port map; return a normalised copy.
 
     ``groups`` is the inventory's ``groups`` dict; when given, every group the map names
-    must exist in it (an empty group is fine, a missing one is a typo).
+    must exist in it or be one of the contract groups (a tier the inventory does not deploy);
+    anything else is a typo.
     """
     if not isinstance(port_map, dict) or not port_map:
         raise PortMapError("the port map must be a non-empty dict of service -> entry")
-    known = set(groups or {}) | {ALL, ANY}
+    known = set(groups or {}) | {ALL, ANY} | set(CONTRACT_GROUPS)
     seen = {}
     out = {}
     for service in sorted(port_map):

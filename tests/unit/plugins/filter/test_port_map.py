@@ -69,6 +69,11 @@ def test_bad_entries_name_the_value(entry, message):
     assert message in str(err.value)
 
 
+def test_contract_groups_may_be_absent(shipped):
+    partial = {"all": ["app1"], "app": ["app1"]}
+    assert pm.services_on(pm.validate(shipped, partial), "app1", partial).keys() >= {"app_http", "ssh"}
+
+
 def test_string_port_is_normalised():
     out = pm.validate({"svc": {"port": "8080", "protocol": "tcp", "listen": ["app"], "from": []}}, GROUPS)
     assert out["svc"]["port"] == 8080

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who talks to whom: connection facts of the stack, computed once from the inventory.
+
+Roles (app, nginx, prometheus …) read these instead of re-deriving addresses and ports.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
+
+
+class StackError(ValueError):
+    """The inventory cannot give a connection fact; the message names what is missing."""
+
+
+def host_address(host, hostvars):
+    """The address other hosts use for ``host``: ``ansible_host`` when set, else its name."""
+    hv = hostvars.get(host, {}) if hasattr(hostvars, "get") else hostvars[host]
+    address = hv.get("ansible_host") or host
+    return str(address)
+
+
+def _endpoint(address, port):
+    try:
+        if ipaddress.ip_address(address).version == 6:
+            return "[%s]:%d" % (address, port)
+    except ValueError:
+        pass
+    return "%s:%d" % (address, port)
+
+
+def endpoints(port_map, groups, hostvars, service):
+    """``[{'host', 'address', 'port', 'endpoint'}]`` for every host that runs ``service``."""
+    if service not in port_map:
+        raise StackError("service '%s' is not in the port map" % service)
+    entry = port_map[service]
+    out = []
+    for host in pm.hosts_of(groups, entry["listen"]):
+        address = host_address(host, hostvars)
+        out.append({"host": host, "address": address, "port": entry["port"],
+                    "endpoint": _endpoint(address, entry["port"])})
+    return out
+
+
+def connection_facts(port_map, groups, hostvars):
+    """The facts an application needs: PostgreSQL write/read endpoints (HAProxy on the
+    load balancers), Redis Sentinels, upstream app servers. Empty lists where the inventory
+    has no such tier."""
+    port_map = pm.validate(port_map, groups)
+    facts = {}
+    for name in ("pg_write", "pg_read", "redis_sentinel", "redis", "app_http", "https",
+                 "prometheus", "patroni_api", "etcd_client"):
+        facts[name] = endpoints(port_map, groups, hostvars, name) if name in port_map else []
+    facts["pg_write_hosts"] = ",".join(e["address"] for e in facts["pg_write"])
+    facts["pg_read_hosts"] = ",".join(e["address"] for e in facts["pg_read"])
+    facts["pg_write_port"] = port_map["pg_write"]["port"] if "pg_write" in port_map else None
+    facts["pg_read_port"] = port_map["pg_read"]["port"] if "pg_read" in port_map else None
+    facts["sentinels"] = [e["endpoint"] for e in facts["redis_sentinel"]]
+    return facts
