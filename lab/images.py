@@ -38,11 +38,31 @@ ExecStart=/usr/bin/ssh-keygen -A
 WantedBy=multi-user.target
 """
 
+# Docker mounts /proc/sys read-only. The network sysctls (net.ipv4.*, net.ipv6.*) belong to
+# the container's own network namespace, so the lab makes just that subtree writable, as on
+# a VM: roles can then apply them live. Everything else (kernel.*, vm.*, fs.*, net.core.*)
+# is the build machine's kernel and stays read-only.
+NETNS_SYSCTL_UNIT = """[Unit]
+Description=Make this lab host's network-namespace sysctls writable
+DefaultDependencies=no
+Before=systemd-sysctl.service sysinit.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'mount --bind /proc/sys/net /proc/sys/net && mount -o remount,bind,rw /proc/sys/net'
+
+[Install]
+WantedBy=sysinit.target
+"""
+
 DOCKERFILE = """FROM {base}
 ENV container=docker
+LABEL hslab.revision={revision}
+COPY hslab-ssh-keygen.service hslab-netns-sysctl.service /etc/systemd/system/
 RUN systemctl mask {mask} \\
  && rm -f /etc/ssh/ssh_host_* \\
- && systemctl enable hslab-ssh-keygen.service ssh.service \\
+ && systemctl enable hslab-ssh-keygen.service hslab-netns-sysctl.service ssh.service \\
  && useradd --create-home --shell /bin/bash --groups sudo hslab \\
  && passwd --lock hslab \\
  && echo 'hslab ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/hslab && chmod 0440 /etc/sudoers.d/hslab
@@ -51,9 +71,33 @@ CMD ["/lib/systemd/systemd"]
 """
 
 
-def image_exists(tag: str) -> bool:
-    return engine.run(["docker", "image", "inspect", tag], check=False, capture=True,
-                      quiet=True).returncode == 0
+def revision() -> str:
+    """Hash of what the top layer is made of: a change rebuilds it (seconds, not minutes)."""
+    import hashlib
+    text = "\n".join([DOCKERFILE, KEYGEN_UNIT, NETNS_SYSCTL_UNIT, " ".join(MASK)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def image_exists(tag: str, want_revision: str | None = None) -> bool:
+    res = engine.run(["docker", "image", "inspect", "-f", '{{ index .Config.Labels "hslab.revision" }}', tag],
+                     check=False, capture=True, quiet=True)
+    if res.returncode != 0:
+        return False
+    return want_revision is None or res.stdout.strip() == want_revision
+
+
+def build_top(name: str, base: str) -> str:
+    """The systemd layer on top of the debootstrap rootfs image."""
+    tag = IMAGES[name]["tag"]
+    ctx = tempfile.mkdtemp(prefix=f"hslab-{name}-ctx-")
+    try:
+        _write(ctx, "Dockerfile", DOCKERFILE.format(base=base, mask=" ".join(MASK), revision=revision()))
+        _write(ctx, "hslab-ssh-keygen.service", KEYGEN_UNIT)
+        _write(ctx, "hslab-netns-sysctl.service", NETNS_SYSCTL_UNIT)
+        engine.run(["docker", "build", "--quiet", "-t", tag, ctx])
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    return tag
 
 
 def _write(root: str, rel: str, text: str, mode: int = 0o644) -> None:
@@ -67,9 +111,13 @@ def _write(root: str, rel: str, text: str, mode: int = 0o644) -> None:
 def build(name: str, rebuild: bool = False) -> str:
     spec = IMAGES[name]
     tag, suite = spec["tag"], spec["suite"]
-    if image_exists(tag) and not rebuild:
+    base = f"{tag.split(':')[0]}-rootfs:latest"
+    if image_exists(tag, revision()) and not rebuild:
         engine.log(f"image {tag} present (use --rebuild to rebuild)")
         return tag
+    if image_exists(base) and not rebuild:
+        engine.log(f"image {tag}: rebuilding the systemd layer (revision {revision()})")
+        return build_top(name, base)
     mirror = engine.apt_mirror()
     cache = os.path.join(CACHE_ROOT, "debootstrap", suite)
     os.makedirs(cache, exist_ok=True)
@@ -84,7 +132,6 @@ def build(name: str, rebuild: bool = False) -> str:
                f"deb {mirror} {suite} main\n"
                f"deb {mirror} {suite}-updates main\n"
                f"deb {security} {suite}-security main\n")
-        _write(root, "etc/systemd/system/hslab-ssh-keygen.service", KEYGEN_UNIT)
         _write(root, "etc/machine-id", "")
         for rel in ("var/lib/apt/lists", "var/cache/apt/archives"):
             path = os.path.join(root, rel)
@@ -92,7 +139,6 @@ def build(name: str, rebuild: bool = False) -> str:
                 full = os.path.join(path, entry)
                 if os.path.isfile(full) and entry not in ("lock",):
                     os.unlink(full)
-        base = f"{tag.split(':')[0]}-rootfs:latest"
         engine.log(f"importing rootfs as {base}")
         tar = subprocess.Popen(["tar", "-C", root, "--numeric-owner", "-c", "."],
                                stdout=subprocess.PIPE)
@@ -101,11 +147,7 @@ def build(name: str, rebuild: bool = False) -> str:
         tar.stdout.close()
         if tar.wait() != 0 or imp.returncode != 0:
             raise engine.LabError(f"docker import of {name} failed")
-        ctx = os.path.join(work, "ctx")
-        os.makedirs(ctx)
-        _write(ctx, "Dockerfile", DOCKERFILE.format(base=base, mask=" ".join(MASK)))
-        engine.run(["docker", "build", "--quiet", "-t", tag, ctx])
-        return tag
+        return build_top(name, base)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
