@@ -25,6 +25,15 @@ def pg_hba_rules(port_map, groups, hostvars, replication_user, superuser="postgr
     return pg_hba.render(found)
 
 
+def cluster_host_ip(host, hostvars):
+    """The IP address of an inventory host (ansible_host when it is one, else the default
+    IPv4 address from its facts): what peers, pg_hba and HAProxy use to reach it."""
+    try:
+        return pg_hba.host_cidr(host, hostvars).split("/")[0]
+    except (pg_hba.PgHbaError, KeyError) as exc:
+        raise AnsibleFilterError("cluster_host_ip: %s" % exc)
+
+
 def pg_tune_parameters(memory_mb, cpus, max_connections=100, overrides=None):
     """PostgreSQL parameters computed from memory (MB) and CPU count, overrides applied."""
     try:
@@ -48,6 +57,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "pg_hba_rules": pg_hba_rules,
+            "cluster_host_ip": cluster_host_ip,
             "pg_tune_parameters": pg_tune_parameters,
             "pg_unknown_parameters": pg_unknown_parameters,
             "patroni_timings_problems": patroni_timings_problems,
