@@ -157,7 +157,7 @@ def test_lockout_is_refused_before_any_change():
          "-e", '{"baseline_ssh_allow_users": ["someone-else"]}'],
         capture_output=True, text=True, timeout=600, check=False,
         env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
-    out = " ".join(res.stdout.split())
+    out = " ".join((res.stdout + res.stderr).split())
     assert res.returncode != 0
     assert "would lock it out" in out and "baseline_ssh_allow_users" in out
     assert "changed=0" in out.split("PLAY RECAP")[1]
