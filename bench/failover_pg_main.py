@@ -127,13 +127,27 @@ class Writer(threading.Thread):
             conn.close()
 
 
-def take_leader_away(mode, leader):
+def postmaster_pid(node):
+    res = docker("exec", node, "head", "-1", f"{DATA_DIR}/postmaster.pid", check=False)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def take_leader_away(mode, leader, timeout=90):
+    """Take the leader away; return once the failure is complete (container down, or for
+    pgkill: a new postmaster runs, whether restarted in place or on another member)."""
     if mode == "kill":
         docker("kill", leader)
     elif mode == "stop":
         docker("stop", "--time", "30", leader)
     else:
-        docker("exec", leader, "sh", "-c", f"kill -9 $(head -1 {DATA_DIR}/postmaster.pid)")
+        old = postmaster_pid(leader)
+        docker("exec", leader, "sh", "-c", f"kill -9 {old}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = postmaster_pid(leader)
+            if pid and pid != old:
+                break
+            time.sleep(0.2)
 
 
 def trial(cluster, dsn, mode, *, settle=2.0, after=3.0, timeout=90.0):
@@ -148,7 +162,7 @@ def trial(cluster, dsn, mode, *, settle=2.0, after=3.0, timeout=90.0):
     time.sleep(settle)
     t_fail = time.monotonic()
     take_leader_away(mode, leader)
-    t_done = time.monotonic()      # `docker stop` returns once the container is down
+    t_done = time.monotonic()      # the container is down / PostgreSQL was restarted
     # Writes must come back after the leader is gone and keep going for `after` seconds.
     deadline = t_done + timeout
     while time.monotonic() < deadline:
@@ -171,7 +185,8 @@ def trial(cluster, dsn, mode, *, settle=2.0, after=3.0, timeout=90.0):
         present = cur.fetchone()[0]
     conn.close()
     new_leader = cluster.leader()
-    return {"gap": gap, "acked": len(acked), "lost": len(acked) - present, "from": leader, "to": new_leader}
+    return {"gap": gap, "acked": len(acked), "lost": len(acked) - present, "from": leader, "to": new_leader,
+            "errors": writer.errors}
 
 
 def pct(values, p):
@@ -215,7 +230,8 @@ def main():
                     res = trial(cluster, dsn, mode)
                     results.append(res)
                     print(f"  {r:5} {mode:6} trial {n + 1}/{args.trials}: gap {res['gap']:.2f} s, "
-                          f"acked {res['acked']}, lost {res['lost']}, leader {res['from']} -> {res['to']}", flush=True)
+                          f"acked {res['acked']}, lost {res['lost']}, failed writes {res['errors']}, "
+                          f"leader {res['from']} -> {res['to']}", flush=True)
                 gaps = [x["gap"] for x in results]
                 rows.append((r, mode, len(results), pct(gaps, 50), pct(gaps, 95), max(gaps),
                              sum(x["lost"] for x in results), sum(x["acked"] for x in results)))
