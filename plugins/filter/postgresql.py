@@ -14,12 +14,12 @@ from ansible_collections.hardened.stack.plugins.module_utils import pg_hba, pg_p
 
 
 def pg_hba_rules(port_map, groups, hostvars, replication_user, superuser="postgres", rewind_user=None,
-                 app_roles=None, monitoring_roles=None, extra=None):
+                 app_roles=None, monitoring_roles=None, extra=None, members_group="postgres"):
     """pg_hba.conf lines (list of strings) for the cluster; see module_utils/pg_hba.py."""
     try:
         found = pg_hba.rules(port_map, groups, hostvars, replication_user, superuser=superuser,
                              rewind_user=rewind_user, app_roles=app_roles,
-                             monitoring_roles=monitoring_roles, extra=extra)
+                             monitoring_roles=monitoring_roles, extra=extra, members_group=members_group)
     except (pg_hba.PgHbaError, KeyError) as exc:
         raise AnsibleFilterError("pg_hba_rules: %s" % exc)
     return pg_hba.render(found)

@@ -67,19 +67,20 @@ def _line(kind, database, user, address, method):
 
 
 def rules(port_map, groups, hostvars, replication_user, superuser="postgres", rewind_user=None,
-          app_roles=None, monitoring_roles=None, extra=None, service="postgresql"):
+          app_roles=None, monitoring_roles=None, extra=None, service="postgresql", members_group=MEMBER_GROUP):
     """Return the pg_hba rules as a list of dicts (type, database, user, address, method).
 
     ``app_roles`` is a list of ``{"name": role, "databases": [db, ...]}``; so is
     ``monitoring_roles``. ``extra`` are user rules in the same dict form, appended after the
-    generated ones and checked for forbidden methods.
+    generated ones and checked for forbidden methods. ``members_group`` is the inventory group
+    of this cluster's members (the port map's ``postgres`` stands for "the members").
     """
     if service not in port_map:
         raise PgHbaError("the port map has no '%s' service" % service)
     allowed = set(port_map[service].get("from") or [])
     if not replication_user:
         raise PgHbaError("a replication user name is required")
-    members = _hosts(groups, [MEMBER_GROUP])
+    members = _hosts(groups, [members_group])
     out = [
         _line("local", "all", superuser, "", "peer"),
         _line("local", "replication", superuser, "", "peer"),

@@ -141,3 +141,10 @@ def test_unknown_parameters():
 ])
 def test_timings(ttl, loop_wait, retry, ok):
     assert (flt.patroni_timings_problems(ttl, loop_wait, retry) == []) is ok
+
+
+def test_members_group_other_than_postgres(port_map):
+    groups = dict(GROUPS, pg13=["pg1"])
+    out = flt.pg_hba_rules(port_map, groups, HOSTVARS, "replicator", members_group="pg13")
+    remote = [ln.split()[3] for ln in out if ln.split()[1] == "replication" and ln.startswith("hostssl")]
+    assert remote == ["10.0.0.11/32"]
