@@ -74,10 +74,23 @@ class Bench:
         secrets = find_secrets(args.secrets)
         self.app_pw = read_secret(secrets, "app")
         self.admin_pw = read_secret(secrets, "admin")
+        self.sentinel_pw = read_secret(secrets, "sentinel")
         self.sentinels = [(ip, args.sentinel_port) for ip in sorted(self.nodes)]
         for ip in self.nodes.values():
             if docker("inspect", "-f", "{{.State.Status}}", ip, check=False).returncode:
                 sys.exit(f"container {ip} not found: run `molecule converge -s redis` first")
+
+    def set_down_after(self, ms):
+        """SENTINEL SET down-after-milliseconds on every Sentinel; return the previous value."""
+        previous = None
+        for ip, port in self.sentinels:
+            s = redis.Redis(host=ip, port=port, username="sentinel", password=self.sentinel_pw,
+                            socket_timeout=2, socket_connect_timeout=2)
+            info = s.execute_command("SENTINEL", "MASTER", self.args.master_name)
+            fields = dict(zip(info[::2], info[1::2], strict=False))
+            previous = int(fields.get(b"down-after-milliseconds", fields.get("down-after-milliseconds")))
+            s.execute_command("SENTINEL", "SET", self.args.master_name, "down-after-milliseconds", ms)
+        return previous
 
     # -- helpers -------------------------------------------------------------------------
     def sentinel_client(self):
@@ -182,7 +195,8 @@ class Bench:
         t0 = time.monotonic()
         log(f"{how} trial {n}: master {master} ({container}): docker {how}")
         # docker stop waits for the clean shutdown; run it beside the writer
-        threading.Thread(target=docker, args=(how, container), kwargs={"check": False}).start()
+        fault = threading.Thread(target=docker, args=(how, container), kwargs={"check": False})
+        fault.start()
         deadline = t0 + self.args.max_wait
         while time.monotonic() < deadline:
             new = self.master_ip(exclude=master)
@@ -199,6 +213,7 @@ class Bench:
         new = self.master_ip(exclude=master)
         log(f"{how} trial {n}: new master {new}, longest gap {gap:.2f} s, acknowledged {len(acked)}, "
             f"lost {lost}, errors {len(errors)}")
+        fault.join()  # docker stop returns only once the container is down
         docker("start", container, check=False)
         if not self.wait_healthy():
             log(f"WARNING: {container} did not rejoin within 180 s")
@@ -221,9 +236,9 @@ class Bench:
         t = threading.Thread(target=self.writer, args=(client, prefix, (stop, acked, accepted, errors)))
         t.start()
         time.sleep(self.args.warmup)
-        t0 = time.monotonic()
         log(f"isolate trial {n}: master {master} ({container}) cut off from {', '.join(peers)}")
         self.iptables(container, "-I", peers)
+        t0 = time.monotonic()  # counted from the moment every rule is in place
         time.sleep(self.args.isolation)
         stop.set()
         t.join()
@@ -264,15 +279,27 @@ def main():
     ap.add_argument("--settle", type=float, default=2.0, help="seconds of writes after recovery")
     ap.add_argument("--max-wait", type=float, default=60.0, help="give up on a trial after this")
     ap.add_argument("--isolation", type=float, default=20.0, help="seconds the master stays isolated")
+    ap.add_argument("--down-after", type=int,
+                    help="set Sentinel's down-after-milliseconds for this run only (restored at the end; "
+                         "a converge also restores the role's value)")
     args = ap.parse_args()
     bench = Bench(args)
+    down_after = 5000
+    if args.down_after:
+        down_after = bench.set_down_after(args.down_after)
+        log(f"down-after-milliseconds {down_after} -> {args.down_after} for this run")
     modes = ["kill", "stop", "isolate"] if args.mode == "all" else [args.mode]
     results = {}
-    for mode in modes:
-        results[mode] = [bench.trial_isolate(n) if mode == "isolate" else bench.trial_take_away(mode, n)
-                         for n in range(1, args.trials + 1)]
+    try:
+        for mode in modes:
+            results[mode] = [bench.trial_isolate(n) if mode == "isolate" else bench.trial_take_away(mode, n)
+                             for n in range(1, args.trials + 1)]
+    finally:
+        if args.down_after:
+            bench.set_down_after(down_after)
     print()
-    print(f"Redis Sentinel failover, {args.trials} trial(s) per mode (down-after 5000 ms, "
+    print(f"Redis Sentinel failover, {args.trials} trial(s) per mode (down-after "
+          f"{args.down_after or down_after} ms, "
           f"client timeouts {TIMEOUT} s, no library retries)")
     for mode, rows in results.items():
         if mode == "isolate":
