@@ -16,7 +16,7 @@ def fixture_sshd(host):
     out = host.check_output("/usr/sbin/sshd -T")
     conf = {}
     for line in out.splitlines():
-        key, _, value = line.partition(" ")
+        key, value = (line.split(" ", 1) + [""])[:2]
         conf.setdefault(key, value)
     return conf
 
@@ -37,8 +37,9 @@ def test_sshd_effective_values(sshd):
 
 
 def test_password_login_is_refused(host):
-    rc, _, err = ssh_rc(host, f"ssh {SSH_OPTS} -o PreferredAuthentications=password,keyboard-interactive "
-                               "-o PubkeyAuthentication=no hslab@127.0.0.1 true")
+    command = (f"ssh {SSH_OPTS} -o PreferredAuthentications=password,keyboard-interactive "
+               "-o PubkeyAuthentication=no hslab@127.0.0.1 true")
+    rc, err = ssh_rc(host, command)[0::2]
     assert rc == 255
     assert "Permission denied (publickey)" in err
 
