@@ -7,17 +7,38 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible.errors import AnsibleUndefinedVariable
+
 
 def defined_vars(host_vars, names):
     """The subset of ``host_vars`` (a host's hostvars) whose names are in ``names``.
 
     Only variables the user actually set (inventory, group_vars, extra vars) are returned;
-    names the host does not define are left out, so role defaults apply to them.
+    names the host does not define are left out, so role defaults apply to them. A value
+    that needs facts (not gathered before the preflight) is left to the role's own check.
     """
     out = {}
     for name in names:
         if name in host_vars:
-            out[name] = host_vars[name]
+            try:
+                out[name] = host_vars[name]
+            except AnsibleUndefinedVariable:
+                continue
+    return out
+
+
+def spec_without_defaults(options):
+    """An argument_spec ``options`` dict without ``default`` keys (recursively).
+
+    The preflight validates only what the user provided; role defaults may refer to facts
+    that are not gathered yet, and apply when the role itself runs.
+    """
+    out = {}
+    for name, spec in (options or {}).items():
+        spec = dict((k, v) for k, v in spec.items() if k != "default")
+        if isinstance(spec.get("options"), dict):
+            spec["options"] = spec_without_defaults(spec["options"])
+        out[name] = spec
     return out
 
 
@@ -37,4 +58,5 @@ def roles_for_host(role_groups, host, groups):
 
 class FilterModule(object):
     def filters(self):
-        return {"defined_vars": defined_vars, "roles_for_host": roles_for_host}
+        return {"defined_vars": defined_vars, "roles_for_host": roles_for_host,
+                "spec_without_defaults": spec_without_defaults}
