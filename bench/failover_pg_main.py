@@ -166,20 +166,20 @@ def trial(cluster, dsn, mode, *, settle=2.0, after=3.0, timeout=90.0):
     # Writes must come back after the leader is gone and keep going for `after` seconds.
     deadline = t_done + timeout
     while time.monotonic() < deadline:
-        resumed = [t for _, t in writer.acks if t > t_done]
+        resumed = [t for _ack, t in writer.acks if t > t_done]
         if resumed and time.monotonic() - resumed[0] >= after:
             break
         time.sleep(0.2)
     writer.stop_flag.set()
     writer.join(10)
-    times = [t for _, t in writer.acks]
+    times = [t for _ack, t in writer.acks]
     gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
     if not any(t > t_fail for t in times):
         gap = float("inf")
     if mode in ("kill", "stop"):
         docker("start", leader)
     cluster.wait_healthy()
-    acked = [i for i, _ in writer.acks]
+    acked = [i for i, _when in writer.acks]
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from bench_ledger where id = any(%s)", (acked,))
         present = cur.fetchone()[0]

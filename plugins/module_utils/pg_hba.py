@@ -130,6 +130,6 @@ def render(rule_list):
     """pg_hba.conf lines (strings) of the rules, columns aligned."""
     lines = []
     for r in rule_list:
-        lines.append("%-8s %-24s %-20s %-20s %s" % (r["type"], r["database"], r["user"],
-                                                   r["address"] if r["type"] != "local" else "", r["method"]))
+        address = r["address"] if r["type"] != "local" else ""
+        lines.append("%-8s %-24s %-20s %-20s %s" % (r["type"], r["database"], r["user"], address, r["method"]))
     return [line.rstrip() for line in lines]

@@ -21,12 +21,15 @@ description:
     lag under O(max_lag)).
   - Talks to the first member of O(api_url) that answers; member-specific requests go to the
     member's own API URL as advertised in C(GET /cluster).
-author: hardened.stack contributors
+author:
+  - hardened.stack contributors (@hardened-stack)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports what would change (and the configuration diff) without any unsafe request.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: For O(action=configure), O(action=pause) and O(action=resume).
 options:

@@ -17,11 +17,14 @@ description:
     O(api_url) that answers and returns the leader, each member's role, state, replication
     lag, timeline, pending restart flag and tags, and whether the cluster is healthy.
   - Works with Patroni 3.0 (replicas report C(running)) and 4.x (C(streaming)).
-author: hardened.stack contributors
+author:
+  - hardened.stack contributors (@hardened-stack)
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   api_url:

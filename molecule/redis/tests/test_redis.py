@@ -130,7 +130,7 @@ def test_ckquorum_on_every_sentinel():
 
 def test_sentinel_tunables():
     info = sentinel("redis-2", "master", "main").splitlines()
-    fields = dict(zip(info[::2], info[1::2]))
+    fields = dict(zip(info[::2], info[1::2], strict=True))
     assert fields["down-after-milliseconds"] == "5000"
     assert fields["failover-timeout"] == "60000"
     assert fields["parallel-syncs"] == "1"

@@ -130,7 +130,7 @@ def test_client_sends_auth_only_on_unsafe_requests_and_falls_over():
     c = p.PatroniClient(["https://10.0.0.11:8008/", "https://10.0.0.12:8008"], ca_path="/ca.crt",
                         username="patroni", password="s3cret", opener=opener)  # noqa: S106 (test value)
     assert c.cluster()["leader"] == "pg-1"
-    assert [u for u, _ in calls] == ["https://10.0.0.11:8008/cluster", "https://10.0.0.12:8008/cluster"]
+    assert [u for u, _kwargs in calls] == ["https://10.0.0.11:8008/cluster", "https://10.0.0.12:8008/cluster"]
     assert "url_username" not in calls[-1][1] and calls[-1][1]["ca_path"] == "/ca.crt"
     c.patch_config({"ttl": 20})
     assert calls[-1][1]["url_username"] == "patroni" and calls[-1][1]["force_basic_auth"]
