@@ -1,7 +1,7 @@
 """The whole test suite, stage by stage, each timed (what `make test` and CI run).
 
-Stages: yamllint, ansible-lint, ruff, pytest, sanity, build, molecule. Any failing stage fails
-the run; nothing is skipped silently (a stage that cannot run is a failure). Molecule
+Stages: yamllint, ansible-lint, ruff, pytest, sanity, build, promtool, molecule. Any failing
+stage fails the run; nothing is skipped silently (a stage that cannot run is a failure). Molecule
 scenarios run two at a time (each has its own network and host names); their logs are in
 tests/output/molecule/<scenario>.log and the tail of a failing one is printed.
 
@@ -152,6 +152,43 @@ def stage_build() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def promtool_binary() -> str | None:
+    """promtool from PATH, else unpacked from Debian's prometheus package into a cache (no
+    package installed, so no Prometheus service starts on the test machine)."""
+    found = shutil.which("promtool")
+    if found:
+        return found
+    cache = os.path.expanduser("~/.cache/hardened-stack/promtool")
+    binary = os.path.join(cache, "usr", "bin", "promtool")
+    if not os.path.exists(binary):
+        os.makedirs(cache, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            if sh(["apt-get", "download", "prometheus"], cwd=tmp):
+                sh(["apt-get", "update"])
+                sh(["apt-get", "download", "prometheus"], cwd=tmp)
+            debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+            if debs:
+                sh(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), cache])
+    return binary if os.path.exists(binary) else None
+
+
+def stage_promtool() -> int:
+    """The shipped alert rules: `promtool check rules` and `promtool test rules` (tests/promtool).
+    The stage fails (never skips) when promtool cannot be had."""
+    promtool = promtool_binary()
+    if not promtool:
+        print("promtool: not on PATH and Debian's prometheus package could not be downloaded")
+        return 1
+    rules_dir = os.path.join(ROOT, "roles", "prometheus", "files", "rules")
+    rules = sorted(os.path.join(rules_dir, f) for f in os.listdir(rules_dir) if f.endswith(".yml"))
+    tests_dir = os.path.join(ROOT, "tests", "promtool")
+    tests = sorted(f for f in os.listdir(tests_dir) if f.endswith(".yml"))
+    if not rules or not tests:
+        print("promtool: no rules or no rule tests found")
+        return 1
+    return sh([promtool, "check", "rules", *rules]) or sh([promtool, "test", "rules", *tests], cwd=tests_dir)
+
+
 def scenarios() -> list[str]:
     wanted = os.environ.get("MOLECULE_SCENARIOS", "").split()
     found = sorted(d for d in os.listdir(os.path.join(ROOT, "molecule"))
@@ -195,6 +232,7 @@ STAGES = {
     "pytest": stage_pytest,
     "sanity": stage_sanity,
     "build": stage_build,
+    "promtool": stage_promtool,
     "molecule": stage_molecule,
 }
 
