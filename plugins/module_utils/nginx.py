@@ -1,0 +1,250 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nginx role's sites: input checks and the normalised form the templates render.
+
+A site (role variable ``nginx_sites``) is a dict::
+
+    {"name": "shop",                       # [a-z0-9_-], file and zone names
+     "server_names": ["shop.example.net"],
+     "certificate": "lb1",                 # pki name: <pki_dir>/<name>-fullchain.crt + .key
+     "certificate_file": "/path.crt",      # or user-provided files on the host (both keys)
+     "certificate_key_file": "/path.key",
+     "upstream_group": "app",              # inventory group of the upstream servers
+     "upstream_service": "app_http",       # port map entry giving their port
+     "upstream_servers": ["10.0.0.5:8000"],# or an explicit list (overrides the group)
+     "rate": "10r/s", "burst": 20,         # limit_req per client address (per location too)
+     "headers": {"Content-Security-Policy": "..."},  # over the role's security headers
+     "hsts_preload": False,
+     "client_max_body_size": "1m",
+     "locations": [{"path": "/", "rate": "5r/s", "burst": 10, "nodelay": True,
+                    "extra": ["raw directive;"]}],
+     "extra": ["raw server directive;"]}
+
+Nothing here touches a host: ``problems`` lists what is wrong (empty = fine) and
+``normalise`` gives every site its upstream servers, limit zones and headers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.hardened.stack.plugins.module_utils import stack
+
+PROFILES = ("intermediate", "modern")
+SITE_KEYS = ("name", "server_names", "certificate", "certificate_file", "certificate_key_file",
+             "upstream_group", "upstream_service", "upstream_servers", "rate", "burst", "headers",
+             "hsts_preload", "client_max_body_size", "locations", "extra", "default_server")
+LOCATION_KEYS = ("path", "rate", "burst", "nodelay", "extra")
+_RATE = re.compile(r"^([1-9][0-9]*)r/([sm])$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+_SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
+_SERVER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+
+
+class NginxSiteError(ValueError):
+    """A site definition is wrong; the message names the site and the value."""
+
+
+def parse_rate(rate):
+    """``'10r/s'`` -> ``(10, 's')``; raise NginxSiteError on anything nginx would reject."""
+    m = _RATE.match(str(rate).strip()) if isinstance(rate, str) else None
+    if not m:
+        raise NginxSiteError("rate %r is not nginx rate syntax: a positive whole number of "
+                             "requests per second or minute, e.g. '10r/s' or '300r/m'" % (rate,))
+    return int(m.group(1)), m.group(2)
+
+
+def _int(value, minimum=0):
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= minimum else None
+
+
+def _location_problems(where, loc):
+    out = []
+    if not isinstance(loc, dict):
+        return ["%s: a location must be a dict with at least 'path', got %r" % (where, loc)]
+    unknown = sorted(set(loc) - set(LOCATION_KEYS))
+    if unknown:
+        out.append("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(unknown), ", ".join(LOCATION_KEYS)))
+    path = loc.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or re.search(r"[\s;{}]", path):
+        out.append("%s: path %r must start with '/' and hold no spaces, ';' or braces" % (where, path))
+    if "rate" in loc:
+        try:
+            parse_rate(loc["rate"])
+        except NginxSiteError as exc:
+            out.append("%s: %s" % (where, exc))
+    if "burst" in loc and _int(loc["burst"]) is None:
+        out.append("%s: burst %r must be a whole number >= 0" % (where, loc["burst"]))
+    if "extra" in loc and not (isinstance(loc["extra"], list) and all(isinstance(x, str) for x in loc["extra"])):
+        out.append("%s: extra must be a list of directive strings" % where)
+    return out
+
+
+def problems(sites, groups, port_map, profile="intermediate"):
+    """Everything wrong with ``sites`` (a list of strings, empty when all is well)."""
+    out = []
+    if profile not in PROFILES:
+        out.append("TLS profile %r is unknown: use one of %s" % (profile, ", ".join(PROFILES)))
+    if not isinstance(sites, list) or not sites:
+        return out + ["nginx_sites must be a non-empty list of sites"]
+    seen = set()
+    for index, site in enumerate(sites):
+        if not isinstance(site, dict):
+            out.append("site #%d must be a dict, got %r" % (index, site))
+            continue
+        name = site.get("name")
+        where = "site '%s'" % name if name else "site #%d" % index
+        if not isinstance(name, str) or not _NAME.match(name):
+            out.append("%s: name %r must match [a-z0-9][a-z0-9_-]* (at most 48 characters)" % (where, name))
+        elif name in seen:
+            out.append("%s: the name is used by two sites" % where)
+        seen.add(name)
+        unknown = sorted(set(site) - set(SITE_KEYS))
+        if unknown:
+            out.append("%s: unknown key(s) %s (known: %s)" % (where, ", ".join(unknown), ", ".join(SITE_KEYS)))
+        names = site.get("server_names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n and not re.search(r"[\s;{}]", n) for n in names):
+            out.append("%s: server_names must be a list of host names" % where)
+        if ("certificate_file" in site) != ("certificate_key_file" in site):
+            out.append("%s: give both certificate_file and certificate_key_file, or neither" % where)
+        try:
+            parse_rate(site.get("rate", "1r/s"))
+        except NginxSiteError as exc:
+            out.append("%s: %s" % (where, exc))
+        if "burst" in site and _int(site["burst"]) is None:
+            out.append("%s: burst %r must be a whole number >= 0" % (where, site["burst"]))
+        if "client_max_body_size" in site and not _SIZE.match(str(site["client_max_body_size"])):
+            out.append("%s: client_max_body_size %r must be a size like 1m or 512k"
+                       % (where, site["client_max_body_size"]))
+        headers = site.get("headers", {})
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and _HEADER.match(k) for k in headers):
+            out.append("%s: headers must be a dict of header name -> value" % where)
+        elif any('"' in str(v) for v in headers.values() if v is not None):
+            out.append("%s: header values cannot contain double quotes" % where)
+        if "extra" in site and not (isinstance(site["extra"], list) and all(isinstance(x, str) for x in site["extra"])):
+            out.append("%s: extra must be a list of directive strings" % where)
+        if "upstream_servers" in site:
+            servers = site["upstream_servers"]
+            if not isinstance(servers, list) or not servers:
+                out.append("%s: upstream_servers must be a non-empty list of address:port" % where)
+            else:
+                bad = [s for s in servers if not (isinstance(s, str) and _SERVER.match(s))]
+                if bad:
+                    out.append("%s: upstream server(s) %s are not address:port" % (where, ", ".join(map(repr, bad))))
+        else:
+            group = site.get("upstream_group", "app")
+            service = site.get("upstream_service", "app_http")
+            if not (groups or {}).get(group):
+                out.append("%s: upstream group '%s' has no hosts: add hosts to it, set upstream_group "
+                           "or list upstream_servers" % (where, group))
+            if service not in (port_map or {}):
+                out.append("%s: upstream_service '%s' is not in the port map" % (where, service))
+        locations = site.get("locations", [{"path": "/"}])
+        if not isinstance(locations, list) or not locations:
+            out.append("%s: locations must be a non-empty list" % where)
+        else:
+            paths = set()
+            for li, loc in enumerate(locations):
+                out.extend(_location_problems("%s location #%d" % (where, li), loc))
+                if isinstance(loc, dict):
+                    if loc.get("path") in paths:
+                        out.append("%s: location %r is defined twice" % (where, loc.get("path")))
+                    paths.add(loc.get("path"))
+    defaults = [s.get("name") for s in sites if isinstance(s, dict) and s.get("default_server")]
+    if len(defaults) > 1:
+        out.append("only one site can be default_server, got %s" % ", ".join(map(str, defaults)))
+    return out
+
+
+def upstream_servers(site, groups, hostvars, port_map):
+    """``address:port`` of the site's upstream servers: the explicit list, else every host of
+    ``upstream_group`` at the port map's ``upstream_service`` port (sorted by host name)."""
+    if site.get("upstream_servers"):
+        return list(site["upstream_servers"])
+    group = site.get("upstream_group", "app")
+    service = site.get("upstream_service", "app_http")
+    hosts = sorted((groups or {}).get(group) or [])
+    if not hosts:
+        raise NginxSiteError("site '%s': upstream group '%s' has no hosts" % (site.get("name"), group))
+    if service not in port_map:
+        raise NginxSiteError("site '%s': upstream_service '%s' is not in the port map" % (site.get("name"), service))
+    port = int(port_map[service]["port"])
+    return [stack._endpoint(stack.host_address(h, hostvars), port) for h in hosts]
+
+
+def merged_headers(base, override):
+    """The security headers of a site: ``base`` with ``override`` on top; a value of None or
+    '' drops the header. Sorted by name for a stable rendering."""
+    out = dict(base or {})
+    for key, value in (override or {}).items():
+        if value is None or value == "":
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return [{"name": k, "value": str(out[k])} for k in sorted(out)]
+
+
+def normalise(sites, groups, hostvars, port_map, defaults):
+    """Sites ready to render. ``defaults``: rate, burst, nodelay, headers, hsts_preload,
+    client_max_body_size, pki_dir, certificate (default pki name), server_names, certs
+    (``{site name: {'rsa': bool, 'ocsp': bool}}`` from the certificate files)."""
+    found = problems(sites, groups, port_map, defaults.get("profile", "intermediate"))
+    if found:
+        raise NginxSiteError("; ".join(found))
+    certs = defaults.get("certs") or {}
+    out = []
+    has_default = any(s.get("default_server") for s in sites)
+    for index, site in enumerate(sites):
+        name = site["name"]
+        if "certificate_file" in site:
+            cert, key = site["certificate_file"], site["certificate_key_file"]
+        else:
+            base = "%s/%s" % (defaults["pki_dir"].rstrip("/"), site.get("certificate", defaults["certificate"]))
+            cert, key = base + "-fullchain.crt", base + ".key"
+        locations = []
+        for li, loc in enumerate(site.get("locations", [{"path": "/"}])):
+            rate = loc.get("rate", site.get("rate", defaults["rate"]))
+            locations.append({
+                "path": loc["path"],
+                "zone": "hs_%s_%d" % (name.replace("-", "_"), li),
+                "rate": rate,
+                "burst": int(loc.get("burst", site.get("burst", defaults["burst"]))),
+                "nodelay": bool(loc.get("nodelay", defaults.get("nodelay", True))),
+                "extra": list(loc.get("extra", [])),
+            })
+        info = certs.get(name, {})
+        out.append({
+            "name": name,
+            "upstream": "hs_%s" % name.replace("-", "_"),
+            "server_names": list(site.get("server_names") or defaults["server_names"]),
+            "default_server": bool(site.get("default_server", not has_default and index == 0)),
+            "certificate": cert,
+            "certificate_key": key,
+            "rsa": bool(info.get("rsa", False)),
+            "ocsp": bool(info.get("ocsp", False)),
+            "servers": upstream_servers(site, groups, hostvars, port_map),
+            "headers": merged_headers(defaults.get("headers"), site.get("headers")),
+            "hsts_preload": bool(site.get("hsts_preload", defaults.get("hsts_preload", False))),
+            "client_max_body_size": str(site.get("client_max_body_size", defaults["client_max_body_size"])),
+            "locations": locations,
+            "extra": list(site.get("extra", [])),
+        })
+    return out
+
+
+def cert_kind(info):
+    """``{'rsa': bool, 'ocsp': bool}`` from a community.crypto.x509_certificate_info result
+    (a skipped or failed result gives both False)."""
+    info = info or {}
+    key_type = str(info.get("public_key_type") or "").upper()
+    return {"rsa": key_type == "RSA", "ocsp": bool(info.get("ocsp_uri"))}
