@@ -7,15 +7,12 @@ report them UNREACHABLE. A valid inventory must get exactly that far (positive c
 """
 
 import os
-import subprocess
-import sys
 
+import inventory_harness as harness
 import pytest
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-GROUPS = ["loadbalancers", "app", "etcd", "postgres", "redis", "monitoring", "backup"]
+ROOT = harness.ROOT
 
 
 def site_roles():
@@ -64,26 +61,11 @@ def cases():
 
 
 def write_inventory(tmp_path, extra_vars):
-    hosts = {"all": {"vars": {"ansible_host": "127.0.0.1", "ansible_port": 9,
-                              "ansible_user": "nobody", "ansible_connection": "ssh",
-                              "ansible_ssh_common_args": "-o ConnectTimeout=2"},
-                     "children": {}}}
-    for i, group in enumerate(GROUPS):
-        hosts["all"]["children"][group] = {"hosts": {f"{group}{n}": {"ansible_host": f"127.0.0.{10 + 3 * i + n}"}
-                                                     for n in (1, 2, 3)}}
-    hosts["all"]["vars"].update(extra_vars)
-    path = tmp_path / "hosts.yml"
-    path.write_text(yaml.safe_dump(hosts))
-    return path
+    return harness.write_inventory(tmp_path / "hosts.yml", harness.sound_inventory(extra_vars))
 
 
 def run_site(inventory):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    res = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "site.yml"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    return res.returncode, res.stdout + res.stderr
+    return harness.run_site(inventory)
 
 
 def all_required():

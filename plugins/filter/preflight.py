@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The site preflight's inventory-wide checks (see plugins/module_utils/inventory_checks.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleError
+from ansible_collections.hardened.stack.plugins.module_utils import inventory_checks as ic
+
+# Variables the checks read besides every secret-like one.
+NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "app_db_user", "app_db_name",
+         "baseline_ssh", "baseline_ssh_permit_root_login", "baseline_ssh_allow_users", "pki_certificates",
+         "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
+         "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master")
+
+
+def _plain_vars(host_vars, flags):
+    """What the inventory sets for one host: the names above and every secret-like variable.
+    A value that cannot be templated yet (it needs facts) is left to the role's own check."""
+    out = {}
+    for name in list(host_vars):
+        if name not in NAMES and not name.endswith(ic.SECRET_SUFFIXES) and name not in flags:
+            continue
+        try:
+            out[name] = host_vars[name]
+        except AnsibleError:
+            continue
+    return out
+
+
+def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False):
+    """Messages for every inventory-wide defect (empty list: the inventory is sound)."""
+    flags = set(flag for flag, _names in ic.REQUIRED_SECRETS.values())
+    plain = dict((host, _plain_vars(hostvars[host], flags)) for host in groups.get("all", []))
+    return ic.inventory_problems(dict(groups), plain, dict(port_map), dict(defaults or {}), bool(lab))
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"inventory_problems": inventory_problems}

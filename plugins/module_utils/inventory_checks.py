@@ -1,0 +1,317 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Inventory-wide checks run by the site preflight before any host is touched.
+
+Pure functions over plain data (the inventory's ``groups``, each host's user-set variables,
+the port map), so every defect can be unit-tested and each message names the host or group,
+the variable and the fix. Checks that need facts (memory, release) stay in each role's own
+``preflight.yml``, which the site preflight also runs before any change.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import ipaddress
+import os
+import re
+
+from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
+
+# Passwords that must never reach a production inventory: vendor defaults, the usual guesses
+# and the placeholders of inventories/example.
+WEAK_PASSWORDS = frozenset((
+    "", "admin", "changeme", "change-me", "changeit", "default", "letmein", "pass", "passw0rd",
+    "password", "password1", "postgres", "qwerty", "redis", "root", "secret", "test", "welcome",
+    "123456", "12345678", "replace-me", "replace-me-from-vault", "example", "demo",
+))
+# Below this length a given password is refused outside the lab.
+MIN_PASSWORD_LENGTH = 12
+# Variables whose names end like this carry a secret.
+SECRET_SUFFIXES = ("_password", "_passphrase", "_secret", "_token")
+# Passwords each role needs when it may not generate them (generate flag, names).
+REQUIRED_SECRETS = {
+    "postgres": ("postgresql_generate_passwords",
+                 ("postgresql_superuser_password", "postgresql_replication_password",
+                  "postgresql_rewind_password", "postgresql_patroni_api_password")),
+    "redis": ("redis_generate_passwords",
+              ("redis_app_password", "redis_replication_password", "redis_sentinel_password",
+               "redis_exporter_password", "redis_admin_password")),
+}
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+# Groups Ansible itself defines.
+BUILTIN_GROUPS = ("all", "ungrouped")
+
+
+def _members(groups, name):
+    return list(groups.get(name) or [])
+
+
+def _value(hostvars, defaults, host, name):
+    """A host's value for ``name``: what the inventory sets, else the role default."""
+    hv = hostvars.get(host) or {}
+    if name in hv:
+        return hv[name]
+    return defaults.get(name)
+
+
+def _is_true(value):
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _as_int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def group_checks(groups, hostvars, defaults):
+    """Sizes, parity and quorum of the tiers, and groups that are needed together."""
+    out = []
+    etcd = _members(groups, "etcd")
+    postgres = _members(groups, "postgres")
+    redis = _members(groups, "redis")
+    app = _members(groups, "app")
+    lbs = _members(groups, "loadbalancers")
+    backup = _members(groups, "backup")
+    if etcd and len(etcd) % 2 == 0:
+        out.append("group 'etcd': %d members (%s); etcd needs an odd count (1, 3 or 5) to keep a "
+                   "quorum. Fix: add or remove one etcd member." % (len(etcd), ", ".join(etcd)))
+    if postgres and not etcd:
+        out.append("group 'postgres': %d host(s) but group 'etcd' is empty; Patroni keeps its leader "
+                   "lock in etcd. Fix: add 3 hosts to 'etcd' (they may be the postgres hosts)."
+                   % len(postgres))
+    if redis:
+        first = redis[0]
+        sentinel = _is_true(_value(hostvars, defaults, first, "redis_sentinel_enabled"))
+        fewer_ok = _is_true(_value(hostvars, defaults, first, "redis_sentinel_allow_fewer_than_three"))
+        quorum = _as_int(_value(hostvars, defaults, first, "redis_sentinel_quorum"), 0)
+        if sentinel and len(redis) < 3 and not fewer_ok:
+            out.append("group 'redis': %d Sentinel(s) (%s); Sentinel needs at least 3 to survive the "
+                       "loss of one. Fix: add hosts to 'redis' (or set "
+                       "redis_sentinel_allow_fewer_than_three: true for a test setup)."
+                       % (len(redis), ", ".join(redis)))
+        if sentinel and quorum is not None and quorum > len(redis):
+            out.append("%s: redis_sentinel_quorum is %d but group 'redis' has only %d Sentinel(s); no "
+                       "failover could ever be agreed. Fix: set redis_sentinel_quorum to at most %d "
+                       "(0 = a majority)." % (first, quorum, len(redis), len(redis)))
+        if sentinel and quorum is not None and quorum < 0:
+            out.append("%s: redis_sentinel_quorum is %d. Fix: use 0 (a majority) or a positive count."
+                       % (first, quorum))
+        master = _value(hostvars, defaults, first, "redis_initial_master")
+        if master and master not in redis:
+            out.append("%s: redis_initial_master '%s' is not a host of group 'redis' (%s). Fix: name "
+                       "one of them or leave it empty (the first host)." % (first, master, ", ".join(redis)))
+    if lbs and not app:
+        out.append("group 'loadbalancers' (%s) has no 'app' hosts to send traffic to: the nginx "
+                   "upstream would be empty. Fix: add the application servers to group 'app'."
+                   % ", ".join(lbs))
+    if app and postgres and not lbs:
+        out.append("group 'app' reaches PostgreSQL through the HAProxy endpoints on "
+                   "'loadbalancers', and that group is empty. Fix: add a load balancer host.")
+    if backup:
+        if not postgres:
+            out.append("group 'backup' (%s) has nothing to back up: group 'postgres' is empty. Fix: "
+                       "remove the backup group or add the database hosts." % ", ".join(backup))
+        if len(backup) > 1:
+            out.append("group 'backup' has %d hosts (%s); the pgBackRest repository lives on exactly "
+                       "one. Fix: keep one host in 'backup'." % (len(backup), ", ".join(backup)))
+        for host in backup:
+            if host in postgres:
+                out.append("%s: is both the backup repository and a PostgreSQL member; losing it would "
+                           "lose the data and its backups together. Fix: put the 'backup' group on "
+                           "another host." % host)
+    return out
+
+
+def contract_checks(groups):
+    """Inventory groups that look like a misspelt contract group."""
+    out = []
+    for name in sorted(groups):
+        if name in pm.CONTRACT_GROUPS or name in BUILTIN_GROUPS:
+            continue
+        close = difflib.get_close_matches(name, pm.CONTRACT_GROUPS, n=1, cutoff=0.75)
+        if close and not _members(groups, close[0]):
+            out.append("group '%s' is not part of the inventory contract and group '%s' is empty; "
+                       "nothing would be deployed on %s. Fix: rename the group to '%s'."
+                       % (name, close[0], ", ".join(_members(groups, name)) or "its hosts", close[0]))
+    return out
+
+
+def address_checks(groups, hostvars):
+    """Every host has a usable, unique address."""
+    out = []
+    seen = {}
+    for host in _members(groups, "all"):
+        address = (hostvars.get(host) or {}).get("ansible_host")
+        if address is None:
+            continue
+        address = str(address).strip()
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            if not HOSTNAME.match(address):
+                out.append("%s: ansible_host '%s' is neither an IP address nor a host name. Fix: set "
+                           "the host's address." % (host, address))
+                continue
+        seen.setdefault(address.lower(), []).append(host)
+    for address, hosts in sorted(seen.items()):
+        if len(hosts) > 1:
+            out.append("ansible_host %s is used by more than one host (%s). Fix: give every host its "
+                       "own address." % (address, ", ".join(hosts)))
+    return out
+
+
+def port_checks(port_map, groups):
+    """The port map is valid for this inventory and no host gets one port twice."""
+    try:
+        port_map = pm.validate(port_map, groups)
+    except pm.PortMapError as exc:
+        return ["_common_port_map_overrides: %s. Fix: correct the override." % exc]
+    out = []
+    used = {}
+    for service in sorted(port_map):
+        entry = port_map[service]
+        for host in pm.hosts_of(groups, entry["listen"]):
+            key = (host, entry["port"], entry["protocol"])
+            if key in used and used[key] != service:
+                out.append("%s: services '%s' and '%s' both listen on %s/%d. Fix: move one with "
+                           "_common_port_map_overrides." % (host, used[key], service, entry["protocol"],
+                                                             entry["port"]))
+            used.setdefault(key, service)
+    return out
+
+
+def secret_checks(groups, hostvars, defaults, lab):
+    """Required secrets present when they may not be generated; no weak or demo password
+    outside the lab."""
+    out = []
+    for group, (flag, names) in sorted(REQUIRED_SECRETS.items()):
+        for host in _members(groups, group):
+            if _is_true(_value(hostvars, defaults, host, flag)):
+                continue
+            missing = [n for n in names if not _value(hostvars, defaults, host, n)]
+            if missing:
+                out.append("%s: %s empty while %s is false. Fix: set %s from a vault, or let the role "
+                           "generate %s (%s: true)." % (host, ", ".join(missing), flag,
+                                                        "it" if len(missing) == 1 else "them",
+                                                        "it" if len(missing) == 1 else "them", flag))
+    if lab:
+        return out
+    for host in _members(groups, "all"):
+        hv = hostvars.get(host) or {}
+        for name in sorted(hv):
+            if not name.endswith(SECRET_SUFFIXES):
+                continue
+            value = hv[name]
+            if not isinstance(value, str) or value == "":
+                continue
+            if value.strip().lower() in WEAK_PASSWORDS or len(value) < MIN_PASSWORD_LENGTH:
+                # The value itself is never part of the message.
+                out.append("%s: %s is a default, demo or short (< %d characters) secret. Fix: set it "
+                           "from a vault (ansible-vault encrypt_string) or leave it empty so the "
+                           "role generates one." % (host, name, MIN_PASSWORD_LENGTH))
+    return out
+
+
+def lockout_checks(groups, hostvars, defaults):
+    """A connection the baseline role would close."""
+    out = []
+    for host in _members(groups, "all"):
+        hv = hostvars.get(host) or {}
+        user = hv.get("ansible_user")
+        root_login = str(_value(hostvars, defaults, host, "baseline_ssh_permit_root_login")).lower()
+        enforced = _is_true(_value(hostvars, defaults, host, "baseline_ssh"))
+        if user == "root" and enforced and root_login == "no" and hv.get("ansible_connection", "ssh") == "ssh":
+            out.append("%s: ansible_user is root but baseline_ssh_permit_root_login is 'no': the next "
+                       "run could not log in. Fix: connect as an admin user with sudo "
+                       "(ansible_user + ansible_become: true)." % host)
+        allow = _value(hostvars, defaults, host, "baseline_ssh_allow_users") or []
+        if enforced and user and allow and user not in allow:
+            out.append("%s: ansible_user '%s' is not in baseline_ssh_allow_users (%s): sshd would "
+                       "refuse the next run. Fix: add it to baseline_ssh_allow_users."
+                       % (host, user, ", ".join(allow)))
+    return out
+
+
+def file_checks(groups, hostvars, defaults, exists=os.path.isfile, readable=None):
+    """User-provided certificate and key files exist and are readable on the controller."""
+    readable = readable or (lambda path: os.access(path, os.R_OK))
+    out = []
+    seen = set()
+    for host in _members(groups, "all"):
+        for cert in _value(hostvars, defaults, host, "pki_certificates") or []:
+            if not isinstance(cert, dict):
+                continue
+            for key in ("cert_src", "key_src", "chain_src"):
+                path = cert.get(key)
+                if not path or (host, path) in seen:
+                    continue
+                seen.add((host, path))
+                expanded = os.path.expanduser(str(path))
+                if not exists(expanded):
+                    out.append("%s: pki_certificates '%s' %s %s does not exist on the controller. Fix: "
+                               "correct the path or drop %s to use the internal CA."
+                               % (host, cert.get("name", "?"), key, path, key))
+                elif not readable(expanded):
+                    out.append("%s: pki_certificates '%s' %s %s is not readable by the user running "
+                               "Ansible. Fix: adjust its permissions." % (host, cert.get("name", "?"), key, path))
+    return out
+
+
+def app_checks(groups, hostvars, defaults):
+    """The application's database user exists in the cluster it connects to."""
+    out = []
+    app = _members(groups, "app")
+    postgres = _members(groups, "postgres")
+    if not app or not postgres:
+        return out
+    users = [u.get("name") for u in (_value(hostvars, defaults, postgres[0], "postgresql_users") or [])
+             if isinstance(u, dict)]
+    dbs = [d.get("name") for d in (_value(hostvars, defaults, postgres[0], "postgresql_databases") or [])
+           if isinstance(d, dict)]
+    host = app[0]
+    # Only the demo app is known to use PostgreSQL; a user's command wires its own database.
+    if _value(hostvars, defaults, host, "app_source") not in (None, "demo"):
+        return out
+    user = _value(hostvars, defaults, host, "app_db_user")
+    name = _value(hostvars, defaults, host, "app_db_name")
+    if user and user not in users:
+        out.append("%s: app_db_user '%s' is not in postgresql_users (%s) of the postgres group: the "
+                   "application could not log in. Fix: add {name: %s, databases: [%s], access: "
+                   "readwrite} to postgresql_users." % (host, user, ", ".join(u for u in users if u) or "none",
+                                                        user, name))
+    if name and name not in dbs:
+        out.append("%s: app_db_name '%s' is not in postgresql_databases (%s). Fix: add {name: %s, "
+                   "owner: ...} to postgresql_databases." % (host, name, ", ".join(d for d in dbs if d) or "none",
+                                                             name))
+    return out
+
+
+def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exists=os.path.isfile,
+                       readable=None):
+    """Every problem found in the inventory, as messages naming host/group, variable and fix.
+
+    ``groups``: the inventory's groups; ``hostvars``: ``{host: {variable: value}}`` with the
+    values the inventory sets; ``defaults``: role defaults (plain values) used where a host
+    sets nothing; ``lab``: the inventory is the local lab (demo secrets allowed).
+    """
+    defaults = defaults or {}
+    groups = dict((k, list(v or [])) for k, v in (groups or {}).items())
+    if "all" not in groups:
+        groups["all"] = sorted(set(h for v in groups.values() for h in v))
+    out = []
+    out += contract_checks(groups)
+    out += group_checks(groups, hostvars, defaults)
+    out += address_checks(groups, hostvars)
+    out += port_checks(port_map, groups)
+    out += secret_checks(groups, hostvars, defaults, lab)
+    out += lockout_checks(groups, hostvars, defaults)
+    out += file_checks(groups, hostvars, defaults, exists=exists, readable=readable)
+    out += app_checks(groups, hostvars, defaults)
+    return out
