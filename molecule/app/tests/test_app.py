@@ -67,5 +67,5 @@ def test_secrets_only_in_a_private_file(host):
 
 def test_stack_connection_facts_are_wired(host):
     env = host.file("/etc/hardened-stack/app/hsdemo.env").content_string
-    assert "APP_PG_HOSTS=172.30.29.10\n" in env
+    assert "APP_PG_HOSTS=172.30.30.10\n" in env
     assert "APP_PG_PORT=5000\n" in env
