@@ -16,7 +16,7 @@ import json
 import subprocess
 import sys
 
-from . import engine, hosts, images, report
+from . import docs, engine, hosts, images, report
 
 LAB_LABEL = "lab"
 LAB_NETWORK = "hardened-stack-lab"
@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     mc.add_argument("--label", required=True)
     mc.add_argument("--network", required=True)
     mc.add_argument("--out", required=True, help="where to write the instance configs (JSON)")
+    dc = sub.add_parser("docs", help="rewrite README.md's generated sections (port map, variables)")
+    dc.add_argument("--check", action="store_true", help="exit 1 when README.md is out of date")
     md = sub.add_parser("molecule-destroy")
     md.add_argument("--label", required=True)
     md.add_argument("--network", required=True)
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             instances = hosts.create(platforms, args.network, args.label)
             with open(args.out, "w", encoding="utf-8") as fh:
                 json.dump(instances, fh)
+        elif args.cmd == "docs":
+            return docs.main(check=args.check)
         elif args.cmd == "molecule-destroy":
             hosts.destroy(args.label, args.network)
     except engine.LabError as exc:

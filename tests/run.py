@@ -1,6 +1,6 @@
 """The whole test suite, stage by stage, each timed (what `make test` and CI run).
 
-Stages: yamllint, ansible-lint, ruff, pytest, sanity, build, promtool, molecule. Any failing
+Stages: yamllint, ansible-lint, ruff, docs, pytest, sanity, build, promtool, molecule. Any failing
 stage fails the run; nothing is skipped silently (a stage that cannot run is a failure). Molecule
 scenarios run two at a time (each has its own network and host names); their logs are in
 tests/output/molecule/<scenario>.log and the tail of a failing one is printed.
@@ -40,6 +40,11 @@ def stage_ansible_lint() -> int:
     return sh([os.path.join(BIN, "ansible-lint"), "--offline"])
 
 
+def stage_docs() -> int:
+    """README's generated sections (port map diagram, variables per role) match the code."""
+    return sh([PY, "-m", "lab", "docs", "--check"])
+
+
 def stage_ruff() -> int:
     return sh([os.path.join(BIN, "ruff"), "check", "."])
 
@@ -70,7 +75,7 @@ def stage_pytest() -> int:
              "--junitxml", os.path.join(OUT, "pytest.xml")])
     if rc == 0:
         import xml.etree.ElementTree as ET  # noqa: PLC0415
-        suite = ET.parse(os.path.join(OUT, "pytest.xml")).getroot()
+        suite = ET.parse(os.path.join(OUT, "pytest.xml")).getroot()  # noqa: S314 (our own pytest report)
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         if int(suite.get("skipped", "0")):
             print(f"pytest: {suite.get('skipped')} test(s) skipped: nothing may be skipped silently")
@@ -259,6 +264,7 @@ STAGES = {
     "yamllint": stage_yamllint,
     "ansible-lint": stage_ansible_lint,
     "ruff": stage_ruff,
+    "docs": stage_docs,
     "pytest": stage_pytest,
     "sanity": stage_sanity,
     "build": stage_build,

@@ -1,0 +1,130 @@
+"""Generated parts of README.md: who talks to whom on which port (from the port map) and a
+variables overview per role (from each role's meta/argument_specs.yml).
+
+    python -m lab docs           # rewrite the generated sections of README.md
+    python -m lab docs --check   # exit 1 when README.md is out of date (make test runs this)
+
+A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and
+``<!-- END GENERATED: name -->``; everything else in the README is written by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+
+
+def _port_map() -> dict:
+    with open(os.path.join(ROOT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["_common_port_map_defaults"]
+
+
+def _site_roles() -> list[str]:
+    with open(os.path.join(ROOT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
+        return [r["role"] for r in yaml.safe_load(fh)["_common_site_roles"]]
+
+
+def port_diagram() -> str:
+    """A Mermaid graph (GitHub renders it) and the same facts as a table."""
+    pmap = _port_map()
+    groups: list[str] = []
+    for entry in pmap.values():
+        for g in entry["listen"] + entry["from"]:
+            if g not in groups:
+                groups.append(g)
+    node = {g: re.sub(r"\W", "_", g) for g in groups}
+    lines = ["```mermaid", "flowchart LR"]
+    for g in groups:
+        label = {"any": "the world", "all": "every host"}.get(g, g)
+        lines.append(f'  {node[g]}["{label}"]')
+    edges: dict[tuple[str, str], list[str]] = {}
+    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1]["port"]):
+        for src in entry["from"]:
+            for dst in entry["listen"]:
+                if src == dst:
+                    continue
+                edges.setdefault((src, dst), []).append(f"{entry['port']}/{entry['protocol']} {name}")
+    for (src, dst), labels in edges.items():
+        lines.append(f'  {node[src]} -->|"{", ".join(labels)}"| {node[dst]}')
+    lines.append("```")
+    lines.append("")
+    lines.append("| service | port | runs on | may connect from |")
+    lines.append("| --- | --- | --- | --- |")
+    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1]["port"]):
+        lines.append(f"| `{name}` ({entry.get('description', '')}) | {entry['port']}/{entry['protocol']} | "
+                     f"{', '.join(entry['listen'])} | {', '.join(entry['from'])} |")
+    return "\n".join(lines)
+
+
+def _one_line(text) -> str:
+    if isinstance(text, list):
+        text = " ".join(str(t) for t in text)
+    text = " ".join(str(text or "").split())
+    return text.replace("|", "\\|")
+
+
+def variables_overview() -> str:
+    """One collapsible table per role: variable, type, default and description."""
+    out = []
+    roles = [r for r in _site_roles()]
+    for role in roles:
+        spec_file = os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")
+        if not os.path.exists(spec_file):
+            continue
+        with open(spec_file, encoding="utf-8") as fh:
+            options = (yaml.safe_load(fh)["argument_specs"]["main"].get("options") or {})
+        out.append(f"<details><summary><code>hardened.stack.{role}</code>: {len(options)} variables</summary>")
+        out.append("")
+        out.append("| variable | type | default | description |")
+        out.append("| --- | --- | --- | --- |")
+        for name, opt in sorted(options.items()):
+            default = opt.get("default", "")
+            default = "" if default is None else _one_line(yaml.safe_dump(default, default_flow_style=True).strip())
+            if default.endswith("..."):
+                default = default[:-3].strip()
+            if len(default) > 60:
+                default = default[:57] + "…"
+            kind = opt.get("type", "str")
+            if opt.get("choices"):
+                kind += " (" + ", ".join(str(c) for c in opt["choices"]) + ")"
+            required = " **required**" if opt.get("required") else ""
+            out.append(f"| `{name}` | {kind}{required} | `{default}` | {_one_line(opt.get('description'))} |"
+                       if default else f"| `{name}` | {kind}{required} |  | {_one_line(opt.get('description'))} |")
+        out.append("")
+        out.append("</details>")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+SECTIONS = {"port-map": port_diagram, "variables": variables_overview}
+
+
+def render(text: str) -> str:
+    for name, fn in SECTIONS.items():
+        begin, end = f"<!-- BEGIN GENERATED: {name} -->", f"<!-- END GENERATED: {name} -->"
+        if begin not in text or end not in text:
+            raise SystemExit(f"README.md has no {begin} ... {end} section")
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{fn()}\n{end}{tail}"
+    return text
+
+
+def main(check: bool = False) -> int:
+    with open(README, encoding="utf-8") as fh:
+        current = fh.read()
+    wanted = render(current)
+    if check:
+        if wanted != current:
+            print("README.md is out of date: run `python -m lab docs`")
+            return 1
+        return 0
+    if wanted != current:
+        with open(README, "w", encoding="utf-8") as fh:
+            fh.write(wanted)
+    return 0
