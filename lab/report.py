@@ -7,7 +7,9 @@ SSH (systemd state, and whether each expected port is listening).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
 
 import yaml
@@ -70,6 +72,78 @@ def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
     return lines[0], listening & set(ports)
 
 
+def _ssh(address: str, cmd: str, timeout: int = 30) -> str | None:
+    """stdout of ``cmd`` run as root on a lab host over SSH, or None when it failed."""
+    res = subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
+                          "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
+                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                          f"{hosts.SSH_USER}@{address}", f"sudo sh -c {shlex.quote(cmd)}"],
+                         text=True, capture_output=True, timeout=timeout, check=False)
+    return res.stdout if res.returncode == 0 else None
+
+
+def _secret(*parts: str) -> str:
+    path = os.path.join(hosts.CACHE_ROOT, "secrets", *parts)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().split(" salt=")[0].strip()
+    except OSError:
+        return ""
+
+
+def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[str, str, bool]]:
+    """(check, result, ok) for the stack's end-to-end health, read from the hosts themselves:
+    the app's /health through nginx, the Patroni leader, the Redis master (Sentinel) and the
+    Prometheus targets. A tier the inventory does not have is left out."""
+    of = {g: [s for s in specs if g in member.get(s["name"], set())] for g in
+          ("loadbalancers", "postgres", "redis", "monitoring")}
+    ca = "/etc/hardened-stack/pki/ca.crt"
+    port = {name: entry["port"] for name, entry in _port_map().items()}
+    out = []
+    if of["loadbalancers"]:
+        lb = of["loadbalancers"][0]
+        body = _ssh(lb["address"], f"curl -sS --max-time 10 --cacert {ca} -w ' %{{http_code}}' "
+                                   f"https://{lb['address']}:{port['https']}/health")
+        try:
+            text, code = (body or "").rsplit(" ", 1)
+            health = json.loads(text)
+            detail = (f"{code} database={'ok' if health['database']['ok'] else 'FAILING'} "
+                      f"cache={'ok' if health['cache']['ok'] else 'FAILING'}")
+            out.append((f"https://{lb['address']}/health", detail, code == "200"))
+        except (ValueError, KeyError, TypeError):
+            out.append((f"https://{lb['address']}/health", "no answer", False))
+    if of["postgres"]:
+        pg = of["postgres"][0]
+        body = _ssh(pg["address"], f"curl -sS --max-time 5 --cacert {ca} https://{pg['address']}:{port['patroni_api']}/cluster")
+        try:
+            members = json.loads(body or "")["members"]
+            leader = [m["name"] for m in members if m["role"] == "leader"]
+            streaming = sum(1 for m in members if m["state"] == "streaming")
+            out.append(("Patroni leader", f"{','.join(leader) or 'NONE'} ({streaming} streaming replica(s))",
+                        len(leader) == 1))
+        except (ValueError, KeyError, TypeError):
+            out.append(("Patroni leader", "no answer", False))
+    if of["redis"]:
+        rd = of["redis"][0]
+        password = _secret("redis", "redis", "sentinel")
+        body = _ssh(rd["address"], f"REDISCLI_AUTH={shlex.quote(password)} redis-cli --user sentinel "
+                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name hardened-stack")
+        master = " ".join((body or "").split()) or "no answer"
+        out.append(("Redis master (Sentinel)", master, bool(body and body.split())))
+    if of["monitoring"]:
+        mon = of["monitoring"][0]
+        password = _secret("monitoring", "basic_auth")
+        body = _ssh(mon["address"], f"curl -sS --max-time 10 --cacert {ca} -u prometheus:{shlex.quote(password)} "
+                                    f"https://{mon['address']}:{port['prometheus']}/api/v1/targets?state=active")
+        try:
+            targets = json.loads(body or "")["data"]["activeTargets"]
+            up = sum(1 for t in targets if t["health"] == "up")
+            out.append(("Prometheus targets up", f"{up}/{len(targets)}", up == len(targets) and up > 0))
+        except (ValueError, KeyError, TypeError):
+            out.append(("Prometheus targets up", "no answer", False))
+    return out
+
+
 def print_report(specs: list[dict], data: dict) -> int:
     member = _groups_of(data)
     plays = _site_roles()
@@ -93,6 +167,10 @@ def print_report(specs: list[dict], data: dict) -> int:
             expected.items(), key=lambda kv: kv[1]) if p in up or n == "ssh")
         print(f"{spec['name']:8} {spec['address']:14} {spec['image']:9} "
               f"{','.join(sorted(groups)):22} {','.join(roles):34} {state:9} {endpoints}")
+    print()
+    for check, result, ok in stack_health(specs, member):
+        print(f"{'ok ' if ok else 'BAD'} {check:32} {result}")
+        bad += 0 if ok else 1
     print()
     print(f"SSH: ssh -i {hosts.ssh_key()} {hosts.SSH_USER}@<address>")
     return 1 if bad else 0
