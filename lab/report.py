@@ -91,6 +91,26 @@ def _secret(*parts: str) -> str:
         return ""
 
 
+# Lab hosts carry python3 but not necessarily curl: requests are made with python3.
+PROBE = """import base64, ssl, sys, urllib.error, urllib.request
+url, ca, auth = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
+req = urllib.request.Request(url)
+if auth:
+    req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+try:
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=ca), timeout=10) as r:
+        code, body = r.status, r.read().decode()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read().decode()
+print(body, code)
+"""
+
+
+def _get(address: str, url: str, ca: str, auth: str = "") -> str | None:
+    cmd = " ".join(shlex.quote(a) for a in ["python3", "-c", PROBE, url, ca] + ([auth] if auth else []))
+    return _ssh(address, cmd)
+
+
 def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[str, str, bool]]:
     """(check, result, ok) for the stack's end-to-end health, read from the hosts themselves:
     the app's /health through nginx, the Patroni leader, the Redis master (Sentinel) and the
@@ -102,10 +122,9 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     out = []
     if of["loadbalancers"]:
         lb = of["loadbalancers"][0]
-        body = _ssh(lb["address"], f"curl -sS --max-time 10 --cacert {ca} -w ' %{{http_code}}' "
-                                   f"https://{lb['address']}:{port['https']}/health")
+        body = _get(lb["address"], f"https://{lb['address']}:{port['https']}/health", ca)
         try:
-            text, code = (body or "").rsplit(" ", 1)
+            text, code = (body or "").strip().rsplit(" ", 1)
             health = json.loads(text)
             detail = (f"{code} database={'ok' if health['database']['ok'] else 'FAILING'} "
                       f"cache={'ok' if health['cache']['ok'] else 'FAILING'}")
@@ -114,9 +133,9 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
             out.append((f"https://{lb['address']}/health", "no answer", False))
     if of["postgres"]:
         pg = of["postgres"][0]
-        body = _ssh(pg["address"], f"curl -sS --max-time 5 --cacert {ca} https://{pg['address']}:{port['patroni_api']}/cluster")
+        body = _get(pg["address"], f"https://{pg['address']}:{port['patroni_api']}/cluster", ca)
         try:
-            members = json.loads(body or "")["members"]
+            members = json.loads((body or "").strip().rsplit(" ", 1)[0])["members"]
             leader = [m["name"] for m in members if m["role"] == "leader"]
             streaming = sum(1 for m in members if m["state"] == "streaming")
             out.append(("Patroni leader", f"{','.join(leader) or 'NONE'} ({streaming} streaming replica(s))",
@@ -133,10 +152,10 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     if of["monitoring"]:
         mon = of["monitoring"][0]
         password = _secret("monitoring", "basic_auth")
-        body = _ssh(mon["address"], f"curl -sS --max-time 10 --cacert {ca} -u prometheus:{shlex.quote(password)} "
-                                    f"https://{mon['address']}:{port['prometheus']}/api/v1/targets?state=active")
+        body = _get(mon["address"], f"https://{mon['address']}:{port['prometheus']}/api/v1/targets?state=active",
+                    ca, f"prometheus:{password}")
         try:
-            targets = json.loads(body or "")["data"]["activeTargets"]
+            targets = json.loads((body or "").strip().rsplit(" ", 1)[0])["data"]["activeTargets"]
             up = sum(1 for t in targets if t["health"] == "up")
             out.append(("Prometheus targets up", f"{up}/{len(targets)}", up == len(targets) and up > 0))
         except (ValueError, KeyError, TypeError):
