@@ -8,8 +8,13 @@ report them UNREACHABLE (the positive control proves it does).
 """
 
 # ruff: noqa: E501, S106 (a table of one-line cases; the passwords are the defects under test)
+import json
+import os
+import shutil
+
 import inventory_harness as harness
 import pytest
+import yaml
 
 
 def _set(group, host, **values):
@@ -131,3 +136,27 @@ def test_defect_is_named_and_nothing_is_touched(tmp_path, change, expected):
     # Secret values never reach the output.
     for secret in ("changeme", "s3cr3t", "Zs8qP1vX9wLm4TnR"):
         assert secret not in out
+
+
+def test_example_inventory_passes_preflight(tmp_path):
+    """inventories/example is what users copy: with its vault file (here: the same variables
+    as extra vars) it passes every check as shipped. Its addresses are replaced by closed
+    loopback ports (nothing outside this machine is contacted)."""
+    src = os.path.join(harness.ROOT, "inventories", "example")
+    shutil.copytree(os.path.join(src, "group_vars"), tmp_path / "group_vars")
+    with open(os.path.join(src, "hosts.yml"), encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    n = 10
+    for group in data["all"]["children"].values():
+        for hv in (group or {}).get("hosts", {}).values():
+            if hv and "ansible_host" in hv:
+                n += 1
+                hv["ansible_host"] = f"127.0.0.{n}"
+    data["all"].setdefault("vars", {}).update({"ansible_port": 9, "ansible_ssh_common_args": "-o ConnectTimeout=2"})
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(data))
+    vault = {"vault_app_db_password": "Xq4vN8pL2mR7tW1z", "vault_redis_app_password": "Hb6kD3sF9gJ5aQ0e"}
+    rc, out = harness.run_site(tmp_path, "-e", json.dumps(vault))
+    assert rc != 0
+    assert "UNREACHABLE" in out, out[-3000:]
+    assert "inventory preflight" not in out and "Validation of arguments failed" not in out
+    assert not any(v in out for v in vault.values())
