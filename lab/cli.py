@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.ensure_engine()
             images.build_all(args.names or None, rebuild=args.rebuild)
         elif args.cmd == "up":
+            engine.raise_inotify_limits()
             specs = inventory_hosts(args.inventory)[0]
             for inst in hosts.create(specs, LAB_NETWORK, LAB_LABEL):
                 print(f"{inst['instance']:10} {inst['address']:15} {inst['image']}")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 hosts.harvest_cache(spec["image"], spec["name"], remove=False)
             return report.print_report(specs, data)
         elif args.cmd == "molecule-create":
+            engine.raise_inotify_limits()
             platforms = json.loads(args.platforms)
             instances = hosts.create(platforms, args.network, args.label)
             with open(args.out, "w", encoding="utf-8") as fh:

@@ -76,8 +76,30 @@ def apt_install(packages: tuple[str, ...]) -> None:
     subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env)
 
 
+# Every systemd container takes inotify instances from the machine's per-user pool (128 by
+# default): past about thirty lab/Molecule hosts, systemd in new containers stays
+# "initializing" with "Failed to create inotify object: Too many open files".
+INOTIFY_LIMITS = {"fs/inotify/max_user_instances": 8192, "fs/inotify/max_user_watches": 1048576}
+
+
+def raise_inotify_limits() -> None:
+    """Raise the machine's inotify limits to what many systemd containers need (never lower)."""
+    for key, wanted in INOTIFY_LIMITS.items():
+        path = os.path.join("/proc/sys", key)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                current = int(fh.read().strip())
+            if current < wanted:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(str(wanted))
+                log(f"{key.replace('/', '.')}: {current} -> {wanted}")
+        except (OSError, ValueError) as exc:
+            log(f"warning: cannot raise {key.replace('/', '.')} ({exc}); many lab hosts may not boot")
+
+
 def ensure_engine() -> None:
     """Install and start what the lab needs on this machine, idempotently."""
+    raise_inotify_limits()
     if is_debian():
         apt_install(APT_PACKAGES)
     elif not shutil.which("docker"):

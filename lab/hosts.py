@@ -94,7 +94,7 @@ def _exec(name: str, cmd: str, input_text: str | None = None) -> subprocess.Comp
                       input_text=input_text, quiet=True, check=False)
 
 
-def _wait_ready(name: str, address: str, key: str, timeout: int = 120) -> None:
+def _wait_ready(name: str, address: str, key: str, timeout: int = 300) -> None:
     deadline = time.time() + timeout
     last = ""
     while time.time() < deadline:
