@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Firewall rules of a host from the port map and the inventory (see module_utils/firewall_rules)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.hardened.stack.plugins.module_utils import firewall_rules as fr
+
+
+def firewall_addresses(hostvars, hosts, overrides=None):
+    """``{host: {"ipv4": [...], "ipv6": [...]}}`` from ansible_host / facts / overrides."""
+    overrides = overrides or {}
+    out = {}
+    try:
+        for name in hosts:
+            hv = hostvars[name]
+            facts = hv.get("ansible_facts") or {}
+            out[name] = fr.host_addresses(name, overrides.get(name), hv.get("ansible_host"), facts)
+    except fr.FirewallError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    return out
+
+
+def firewall_ruleset(port_map, host, groups, hostvars, options=None):
+    """The ``hardened.stack.iptables_apply`` arguments (ipv4, ipv6) for ``host``.
+
+    ``options``: ssh_allow, extra_rules, input_policy, forward_policy, log_drops, log_limit,
+    log_prefix, ping_limit, host_addresses ({host: [addresses]}).
+    """
+    options = dict(options or {})
+    overrides = options.pop("host_addresses", None) or {}
+    unknown = sorted(set(overrides) - set(groups.get("all", [])))
+    if unknown:
+        raise AnsibleFilterError("firewall_host_addresses names host(s) not in the inventory: %s"
+                                 % ", ".join(unknown))
+    addresses = firewall_addresses(hostvars, groups.get("all", []), overrides)
+    try:
+        return fr.compute(port_map, host, groups, addresses, options)
+    except fr.FirewallError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def firewall_admits(ruleset, address, port, protocol="tcp"):
+    """True when the computed ``ruleset`` accepts a new connection from ``address`` to ``port``."""
+    try:
+        return fr.admits(ruleset, address, port, protocol)
+    except ValueError as exc:
+        raise AnsibleFilterError("firewall_admits: %s" % exc) from exc
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "firewall_ruleset": firewall_ruleset,
+            "firewall_addresses": firewall_addresses,
+            "firewall_admits": firewall_admits,
+        }

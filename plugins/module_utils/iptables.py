@@ -1,0 +1,440 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure functions behind ``hardened.stack.iptables_apply``: parse, normalise, diff, render.
+
+Vocabulary (one per address family, ``filter`` table only):
+
+* **desired**: ``{"chains": {name: [rule, ...]}, "policies": {builtin: policy},
+  "jumps": {builtin: [chain, ...]}}``. ``rule`` is the part of an ``iptables-save`` line after
+  ``-A CHAIN`` (for example ``-s 10.0.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT``).
+* **owned** chains: the chains named in ``desired`` plus every live chain whose name starts
+  with the owner prefix (a chain we created earlier and no longer want is deleted). Every
+  other chain, foreign rules in built-in chains and every other table are never touched:
+  the transaction is applied with ``iptables-restore --noflush``.
+* **jumps**: one ``-j CHAIN`` rule per (built-in chain, owned chain). A missing jump is
+  inserted at the top; an existing jump keeps its position (a tool that inserted its own
+  rule above it, for example fail2ban, stays first); duplicates are removed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import shlex
+
+BUILTIN = ("INPUT", "FORWARD", "OUTPUT")
+POLICIES = ("ACCEPT", "DROP")
+FAMILIES = ("ipv4", "ipv6")
+CHAIN_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,28}$")
+
+ICMP_TYPES = {
+    "any": "255", "echo-reply": "0", "pong": "0", "destination-unreachable": "3",
+    "source-quench": "4", "redirect": "5", "echo-request": "8", "ping": "8",
+    "router-advertisement": "9", "router-solicitation": "10", "time-exceeded": "11",
+    "ttl-exceeded": "11", "parameter-problem": "12", "timestamp-request": "13",
+    "timestamp-reply": "14",
+}
+ICMP6_TYPES = {
+    "destination-unreachable": "1", "packet-too-big": "2", "time-exceeded": "3",
+    "ttl-exceeded": "3", "parameter-problem": "4", "echo-request": "128", "ping": "128",
+    "echo-reply": "129", "pong": "129", "router-solicitation": "133",
+    "router-advertisement": "134", "neighbour-solicitation": "135",
+    "neighbor-solicitation": "135", "neighbour-advertisement": "136",
+    "neighbor-advertisement": "136", "redirect": "137",
+}
+LIMIT_UNITS = {"s": "sec", "sec": "sec", "second": "sec", "m": "min", "min": "min",
+               "minute": "min", "h": "hour", "hour": "hour", "d": "day", "day": "day"}
+
+
+class IptablesError(ValueError):
+    """A ruleset, a rule or iptables-save output that cannot be used; the message names it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# parse
+# ---------------------------------------------------------------------------------------------
+
+def parse_save(text, table="filter"):
+    """Parse ``iptables-save`` output; return ``{"chains": {name: {"policy", "rules"}}, "order"}``.
+
+    ``policy`` is the built-in chain's policy (``None`` for user chains); ``rules`` are the
+    raw rule strings after ``-A CHAIN``, in order. Only ``table`` is read.
+    """
+    chains = {}
+    order = []
+    current = None
+    for lineno, raw in enumerate((text or "").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            current = line[1:].strip()
+            continue
+        if current != table:
+            continue
+        if line == "COMMIT":
+            current = None
+            continue
+        if line.startswith(":"):
+            parts = line[1:].split()
+            if len(parts) < 2:
+                raise IptablesError("iptables-save line %d: bad chain line %r" % (lineno, raw))
+            name, policy = parts[0], parts[1]
+            chains[name] = {"policy": None if policy == "-" else policy, "rules": []}
+            order.append(name)
+            continue
+        if line.startswith("-A "):
+            parts = line.split(None, 2)
+            name = parts[1]
+            if name not in chains:
+                raise IptablesError("iptables-save line %d: rule for undeclared chain %r"
+                                    % (lineno, name))
+            chains[name]["rules"].append(parts[2] if len(parts) > 2 else "")
+            continue
+        raise IptablesError("iptables-save line %d: unexpected %r" % (lineno, raw))
+    return {"chains": chains, "order": order}
+
+
+# ---------------------------------------------------------------------------------------------
+# normalise
+# ---------------------------------------------------------------------------------------------
+
+def _split(rule):
+    try:
+        return shlex.split(rule)
+    except ValueError as exc:
+        raise IptablesError("rule %r cannot be parsed: %s" % (rule, exc))
+
+
+def _addr(value, family):
+    neg = ""
+    if value.startswith("!"):
+        neg, value = "!", value[1:].strip()
+    parts = []
+    for item in value.split(","):
+        item = item.strip().lower()
+        if "/" not in item:
+            item += "/128" if (family == "ipv6" or ":" in item) else "/32"
+        parts.append(item)
+    return neg, ",".join(parts)
+
+
+def normalise_rule(rule, family="ipv4"):
+    """Canonical token tuple of a rule, equal for two spellings iptables stores the same way.
+
+    Handles what ``iptables-save`` adds or rewrites: ``/32`` and ``/128`` host masks, the
+    implicit ``-m tcp``/``-m udp``/``-m icmp``/``-m icmp6`` match, ICMP type names, protocol
+    aliases (``icmpv6`` = ``ipv6-icmp``), conntrack state order, limit units and default
+    burst, the default LOG level, long option names and quoting.
+    """
+    tokens = _split(rule)
+    out = []
+    proto = None
+    matches = set()
+    i = 0
+    long_names = {"--source": "-s", "--src": "-s", "--destination": "-d", "--dst": "-d",
+                  "--protocol": "-p", "--in-interface": "-i", "--out-interface": "-o",
+                  "--jump": "-j", "--goto": "-g", "--match": "-m",
+                  "--destination-port": "--dport", "--source-port": "--sport",
+                  "--destination-ports": "--dports", "--source-ports": "--sports"}
+    while i < len(tokens):
+        tok = long_names.get(tokens[i], tokens[i])
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if tok == "!" and nxt is not None:
+            # "! -s x" and "-s ! x" are stored the same way
+            tok2 = long_names.get(nxt, nxt)
+            val = tokens[i + 2] if i + 2 < len(tokens) else ""
+            if tok2 in ("-s", "-d"):
+                out += [tok2, "!" + _addr(val, family)[1]]
+            else:
+                out += ["!", tok2, val]
+            i += 3
+            continue
+        if tok in ("-s", "-d"):
+            neg, addr = _addr(nxt or "", family)
+            out += [tok, neg + addr]
+            i += 2
+            continue
+        if tok == "-p":
+            value = (nxt or "").lower()
+            value = {"icmpv6": "ipv6-icmp", "6": "tcp", "17": "udp", "1": "icmp",
+                     "58": "ipv6-icmp"}.get(value, value)
+            proto = value
+            out += ["-p", value]
+            i += 2
+            continue
+        if tok == "-m":
+            value = {"icmpv6": "icmp6", "ipv6-icmp": "icmp6", "state": "conntrack"}.get(nxt, nxt)
+            matches.add(value)
+            out += ["-m", value]
+            i += 2
+            continue
+        if tok in ("--dport", "--sport", "--icmp-type", "--icmpv6-type"):
+            implicit = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "icmp6"}.get(proto)
+            if implicit and implicit not in matches:
+                matches.add(implicit)
+                out += ["-m", implicit]
+            value = nxt or ""
+            if tok == "--icmp-type":
+                value = ICMP_TYPES.get(value, value)
+            elif tok == "--icmpv6-type":
+                value = ICMP6_TYPES.get(value, value)
+            out += [tok, value]
+            i += 2
+            continue
+        if tok in ("--ctstate", "--state"):
+            out += ["--ctstate", ",".join(sorted((nxt or "").upper().split(",")))]
+            i += 2
+            continue
+        if tok == "--limit":
+            num, _, unit = (nxt or "").partition("/")
+            out += ["--limit", "%s/%s" % (num, LIMIT_UNITS.get(unit, unit or "hour"))]
+            i += 2
+            continue
+        if tok == "--limit-burst" and nxt == "5":
+            i += 2
+            continue
+        if tok == "--log-level" and nxt in ("4", "warning", "warn"):
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    # "--state" via "-m state" is stored as conntrack; iptables-save prints it as conntrack.
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# desired state checks
+# ---------------------------------------------------------------------------------------------
+
+def check_desired(desired, family, prefix):
+    """Validate one family's desired state; return a normalised copy. Names the bad value."""
+    if desired is None:
+        return None
+    if not isinstance(desired, dict):
+        raise IptablesError("%s: the desired state must be a dict, got %r" % (family, desired))
+    unknown = sorted(set(desired) - {"chains", "policies", "jumps"})
+    if unknown:
+        raise IptablesError("%s: unknown key(s) %s" % (family, ", ".join(unknown)))
+    chains = desired.get("chains") or {}
+    policies = desired.get("policies") or {}
+    jumps = desired.get("jumps") or {}
+    out = {"chains": {}, "policies": {}, "jumps": {}}
+    for name, rules in sorted(chains.items()):
+        if not CHAIN_RE.match(str(name)) or name in BUILTIN:
+            raise IptablesError("%s: invalid chain name %r (not a built-in, 1-29 characters)"
+                                % (family, name))
+        if prefix and not name.startswith(prefix):
+            raise IptablesError("%s: chain %r does not start with the owner prefix %r"
+                                % (family, name, prefix))
+        if not isinstance(rules, (list, tuple)):
+            raise IptablesError("%s: rules of chain %r must be a list" % (family, name))
+        clean = []
+        seen = {}
+        for rule in rules:
+            if not isinstance(rule, str) or not rule.strip():
+                raise IptablesError("%s: chain %r: empty or non-string rule %r" % (family, name, rule))
+            rule = " ".join(rule.split())
+            if rule.startswith(("-A ", "-I ", "-D ")):
+                raise IptablesError("%s: chain %r: rule %r must not name a command (give only "
+                                    "the matches and the target)" % (family, name, rule))
+            key = normalise_rule(rule, family)
+            if key in seen:
+                raise IptablesError("%s: chain %r: duplicate rule %r (same as %r)"
+                                    % (family, name, rule, seen[key]))
+            seen[key] = rule
+            clean.append(rule)
+        out["chains"][name] = clean
+    for name, policy in sorted(policies.items()):
+        if name not in BUILTIN:
+            raise IptablesError("%s: policy for %r: only built-in chains %s have a policy"
+                                % (family, name, ", ".join(BUILTIN)))
+        policy = str(policy).upper()
+        if policy not in POLICIES:
+            raise IptablesError("%s: policy %r of %s is not one of %s"
+                                % (family, policy, name, ", ".join(POLICIES)))
+        out["policies"][name] = policy
+    for name, targets in sorted(jumps.items()):
+        if name not in BUILTIN:
+            raise IptablesError("%s: jumps from %r: only built-in chains can jump into owned chains"
+                                % (family, name))
+        for target in targets or []:
+            if target not in out["chains"]:
+                raise IptablesError("%s: jump from %s to %r, which is not a desired chain"
+                                    % (family, name, target))
+        out["jumps"][name] = list(targets or [])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# live owned state, diff
+# ---------------------------------------------------------------------------------------------
+
+def _is_jump(rule, target, family):
+    return normalise_rule(rule, family) == ("-j", target)
+
+
+def owned_live(parsed, desired, prefix, family="ipv4"):
+    """The part of the live ruleset we own: chains, built-in policies, jump counts."""
+    chains = parsed["chains"]
+    names = set(desired["chains"])
+    if prefix:
+        names |= set(n for n in chains if n.startswith(prefix) and n not in BUILTIN)
+    owned = {"chains": {}, "policies": {}, "jumps": {}}
+    for name in sorted(names):
+        if name in chains:
+            owned["chains"][name] = list(chains[name]["rules"])
+    for name in BUILTIN:
+        if name in chains:
+            owned["policies"][name] = chains[name]["policy"]
+            counts = {}
+            for rule in chains[name]["rules"]:
+                for target in names:
+                    if _is_jump(rule, target, family):
+                        counts[target] = counts.get(target, 0) + 1
+            owned["jumps"][name] = counts
+    return owned
+
+
+def differs(desired, owned, family="ipv4"):
+    """True when applying ``desired`` would change the live owned state."""
+    if set(desired["chains"]) != set(owned["chains"]):
+        return True
+    for name, rules in desired["chains"].items():
+        live = owned["chains"][name]
+        if [normalise_rule(r, family) for r in rules] != [normalise_rule(r, family) for r in live]:
+            return True
+    for name, policy in desired["policies"].items():
+        if owned["policies"].get(name, "ACCEPT") != policy:
+            return True
+    for name in BUILTIN:
+        want = set(desired["jumps"].get(name, []))
+        counts = owned["jumps"].get(name, {})
+        for target in set(counts) | want:
+            if counts.get(target, 0) != (1 if target in want else 0):
+                return True
+    return False
+
+
+def view(state, family, table="filter"):
+    """Text of an owned state, one rule per line, as ``iptables-save`` would print it (diffs)."""
+    lines = ["# %s %s (owned chains, built-in policies, jumps)" % (family, table)]
+    for name in BUILTIN:
+        if name in state["policies"] and state["policies"][name]:
+            lines.append(":%s %s" % (name, state["policies"][name]))
+    for name in BUILTIN:
+        jumps = state["jumps"].get(name, {})
+        if isinstance(jumps, dict):
+            targets = [t for t in sorted(jumps) for _ in range(jumps[t])]
+        else:
+            targets = list(jumps)
+        for target in targets:
+            lines.append("-A %s -j %s" % (name, target))
+    for name in sorted(state["chains"]):
+        lines.append(":%s -" % name)
+        for rule in state["chains"][name]:
+            lines.append("-A %s %s" % (name, rule))
+    return "\n".join(lines) + "\n"
+
+
+def changed_lines(before_text, after_text):
+    """Rule-level ``(removed, added)`` lines between two :func:`view` texts."""
+    before = before_text.splitlines()[1:]
+    after = after_text.splitlines()[1:]
+    removed = [line for line in before if line not in after]
+    added = [line for line in after if line not in before]
+    return removed, added
+
+
+# ---------------------------------------------------------------------------------------------
+# render
+# ---------------------------------------------------------------------------------------------
+
+def render_transition(desired, owned, family="ipv4", table="filter"):
+    """``iptables-restore --noflush`` input that turns the live ``owned`` state into ``desired``.
+
+    One table, one COMMIT: the kernel sees one transaction (one netlink batch with the
+    nf_tables backend), so no packet ever meets a half-written chain.
+    """
+    lines = ["*%s" % table]
+    # Declaring a user chain in --noflush mode creates it or flushes it.
+    for name in sorted(desired["chains"]):
+        lines.append(":%s - [0:0]" % name)
+    for name in BUILTIN:
+        policy = desired["policies"].get(name)
+        if policy and owned["policies"].get(name) != policy:
+            lines.append(":%s %s [0:0]" % (name, policy))
+    for name in sorted(desired["chains"]):
+        for rule in desired["chains"][name]:
+            lines.append("-A %s %s" % (name, rule))
+    stale = sorted(set(owned["chains"]) - set(desired["chains"]))
+    for name in BUILTIN:
+        want = desired["jumps"].get(name, [])
+        counts = owned["jumps"].get(name, {})
+        for target in sorted(counts):
+            extra = counts[target] - (1 if target in want else 0)
+            for _ in range(max(0, extra)):
+                lines.append("-D %s -j %s" % (name, target))
+        for target in reversed(want):
+            if not counts.get(target):
+                lines.append("-I %s 1 -j %s" % (name, target))
+    for name in stale:
+        lines.append("-F %s" % name)
+    for name in stale:
+        lines.append("-X %s" % name)
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_boot(desired, table="filter"):
+    """The persisted file: chains, rules and policies (jumps are ``-I`` lines a loader adds once)."""
+    lines = ["# hardened.stack firewall: loaded with --noflush by hardened-stack-firewall.service",
+             "*%s" % table]
+    for name in sorted(desired["chains"]):
+        lines.append(":%s - [0:0]" % name)
+    for name in BUILTIN:
+        if desired["policies"].get(name):
+            lines.append(":%s %s [0:0]" % (name, desired["policies"][name]))
+    for name in sorted(desired["chains"]):
+        for rule in desired["chains"][name]:
+            lines.append("-A %s %s" % (name, rule))
+    for name in BUILTIN:
+        for target in reversed(desired["jumps"].get(name, [])):
+            lines.append("-I %s 1 -j %s" % (name, target))
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def state_from_owned(owned):
+    """Turn a live owned state into a desired state (what a rollback restores)."""
+    jumps = {}
+    for name, counts in owned["jumps"].items():
+        targets = [t for t in sorted(counts) if counts[t]]
+        if targets:
+            jumps[name] = targets
+    return {"chains": dict((n, list(r)) for n, r in owned["chains"].items()),
+            "policies": dict((n, p) for n, p in owned["policies"].items() if p),
+            "jumps": jumps}
+
+
+def owned_after(desired):
+    """The owned state right after ``desired`` is applied (input for the rollback transition)."""
+    return {"chains": dict((n, list(r)) for n, r in desired["chains"].items()),
+            "policies": dict(desired["policies"]),
+            "jumps": dict((n, dict((t, 1) for t in ts)) for n, ts in desired["jumps"].items())}
+
+
+def render_rollback(previous_owned, desired, family="ipv4", table="filter"):
+    """Transition from ``desired`` (just applied) back to the ``previous_owned`` live state.
+
+    Built-in policies that ``desired`` changed go back to their previous value; chains
+    ``desired`` created and the previous state did not have are removed.
+    """
+    target = state_from_owned(previous_owned)
+    for name in desired["policies"]:
+        target["policies"].setdefault(name, previous_owned["policies"].get(name) or "ACCEPT")
+    after = owned_after(desired)
+    # chains the previous state did not have must be treated as stale by the transition
+    return render_transition(target, after, family, table)
