@@ -42,7 +42,7 @@ JOBS = (
     ("prometheus", {"service": "prometheus", "path": "/metrics", "auth": "basic"}),
     ("alertmanager", {"service": "alertmanager", "path": "/metrics", "auth": "basic"}),
 )
-JOB_NAMES = tuple(name for name, _ in JOBS)
+JOB_NAMES = tuple(job[0] for job in JOBS)
 
 _DURATION = re.compile(r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
 _SIZE = re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB|EB)$")
