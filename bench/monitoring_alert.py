@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Monitoring benchmark against the monitoring Molecule scenario's containers.
+
+    molecule converge -s monitoring && python3 bench/monitoring_alert.py [--trials 3]
+
+Prints, from Prometheus' own HTTP API (TLS + basic auth, as the verifier uses it):
+- per scrape job: targets, up, scrape duration (median / max over the targets) and samples;
+- per trial: seconds from `systemctl stop redis-server` on mon-redis until RedisDown is pending
+  in Prometheus, and until it is gone again after the restart.
+Traffic goes only to the scenario's containers (172.30.27.0/24) and docker exec.
+"""
+
+import argparse
+import base64
+import glob
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+PROM = "https://172.30.27.10:9090"
+
+
+def ephemeral():
+    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.monitoring")), key=os.path.getmtime)
+    if not found:
+        raise SystemExit("no monitoring scenario: run `molecule converge -s monitoring` first")
+    return found[-1]
+
+
+def client(base):
+    ctx = ssl.create_default_context(cafile=os.path.join(base, "ca", "ca.crt"))
+    with open(os.path.join(base, "secrets", "monitoring", "basic_auth"), encoding="utf-8") as fh:
+        auth = base64.b64encode(f"prometheus:{fh.read().split()[0]}".encode()).decode()
+
+    def get(path):
+        req = urllib.request.Request(PROM + path, headers={"Authorization": "Basic " + auth})  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as res:  # noqa: S310
+            return json.loads(res.read())["data"]
+    return get
+
+
+def query(get, expr):
+    return get("/api/v1/query?query=" + urllib.parse.quote(expr))["result"]
+
+
+def scrape_table(get):
+    rows = {}
+    for metric in ("up", "scrape_duration_seconds", "scrape_samples_scraped"):
+        for r in query(get, metric):
+            rows.setdefault(r["metric"]["job"], {}).setdefault(metric, []).append(float(r["value"][1]))
+    print(f"{'job':14} {'targets':>7} {'up':>3} {'median ms':>10} {'max ms':>8} {'samples':>8}")
+    for job, m in sorted(rows.items()):
+        d = [x * 1000 for x in m.get("scrape_duration_seconds", [0])]
+        print(f"{job:14} {len(m['up']):7d} {int(sum(m['up'])):3d} {statistics.median(d):10.1f} {max(d):8.1f} "
+              f"{int(sum(m.get('scrape_samples_scraped', [0]))):8d}")
+
+
+def alert_state(get, name, instance):
+    for a in get("/api/v1/alerts")["alerts"]:
+        if a["labels"].get("alertname") == name and a["labels"].get("instance") == instance:
+            return a["state"]
+    return None
+
+
+def wait(get, predicate, timeout=180):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+    get = client(ephemeral())
+    scrape_table(get)
+    interval = get("/api/v1/status/config")["yaml"].split("scrape_interval:")[1].split()[0]
+    print(f"\nscrape/evaluation interval {interval}; RedisDown has `for: 1m` (pending first)")
+    for trial in range(1, args.trials + 1):
+        subprocess.run(["docker", "exec", "mon-redis", "systemctl", "stop", "redis-server"], check=True)
+        pending = wait(get, lambda: alert_state(get, "RedisDown", "mon-redis") in ("pending", "firing"))
+        subprocess.run(["docker", "exec", "mon-redis", "systemctl", "start", "redis-server"], check=True)
+        cleared = wait(get, lambda: alert_state(get, "RedisDown", "mon-redis") is None)
+        print(f"trial {trial}: RedisDown pending {pending:5.1f} s after stop; cleared {cleared:5.1f} s after start")
+
+
+if __name__ == "__main__":
+    main()
