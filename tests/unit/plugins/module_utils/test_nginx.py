@@ -82,8 +82,8 @@ def test_merged_headers_override_and_drop():
 
 
 def test_normalise_fills_every_field():
-    sites = [{"name": "shop-1", "locations": [{"path": "/"}, {"path": "/api/", "rate": "2r/s", "burst": 3,
-                                                               "nodelay": False}]},
+    api = {"path": "/api/", "rate": "2r/s", "burst": 3, "nodelay": False}
+    sites = [{"name": "shop-1", "locations": [{"path": "/"}, api]},
              {"name": "b", "certificate_file": "/c.crt", "certificate_key_file": "/c.key", "hsts_preload": True,
               "headers": {"Referrer-Policy": None}, "client_max_body_size": "8m"}]
     defaults = dict(DEFAULTS, certs={"b": {"rsa": True, "ocsp": True}})
