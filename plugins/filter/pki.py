@@ -19,6 +19,14 @@ def pki_host_sans(inventory_hostname, facts, ansible_host=None, extra=None, loop
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def pki_endpoint_sans(inventory_hostname, groups, hostvars, mapping):
+    """subjectAltNames of the TLS-passthrough endpoints in front of a host (module_utils/pki.py)."""
+    try:
+        return pki.endpoint_sans(inventory_hostname, groups, hostvars, mapping)
+    except pki.SanError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule(object):
     def filters(self):
-        return {"pki_host_sans": pki_host_sans}
+        return {"pki_host_sans": pki_host_sans, "pki_endpoint_sans": pki_endpoint_sans}

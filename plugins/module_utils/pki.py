@@ -73,3 +73,27 @@ def host_sans(inventory_hostname, facts, ansible_host=None, extra=None, loopback
     dns = sorted(s for s in out if s.startswith("DNS:"))
     ips = sorted((s for s in out if s.startswith("IP:")), key=lambda s: (_ip(s[3:]).version, _ip(s[3:])))
     return dns + ips
+
+
+def endpoint_sans(inventory_hostname, groups, hostvars, mapping):
+    """SANs a host needs because clients reach it through a TLS-passthrough endpoint: for
+    every ``{backend_group: endpoint_group}`` in ``mapping`` that has this host in
+    ``backend_group``, the names and addresses of the ``endpoint_group`` hosts (a client
+    verifying the server's name against the endpoint it dialled, e.g. libpq's verify-full
+    through HAProxy, must find the endpoint in the backend's certificate)."""
+    out = []
+    for backend, endpoint in sorted((mapping or {}).items()):
+        if inventory_hostname not in (groups.get(backend) or []):
+            continue
+        for host in groups.get(endpoint) or []:
+            if host == inventory_hostname:
+                continue
+            names = [host]
+            address = (hostvars.get(host) or {}).get("ansible_host") if hasattr(hostvars, "get") else None
+            if address:
+                names.append(str(address))
+            for name in names:
+                san = ("IP:%s" % _ip(name).compressed) if _ip(name) is not None else "DNS:%s" % name
+                if san not in out:
+                    out.append(san)
+    return out
