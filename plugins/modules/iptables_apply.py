@@ -297,9 +297,8 @@ def main():
         module.fail_json(msg=str(exc))
     if not desired:
         module.fail_json(msg="give at least one of ipv4, ipv6")
-    warnings = []
     if "ipv6" in desired and not os.path.exists("/proc/net/if_inet6"):
-        warnings.append("the host has no IPv6 stack: the ipv6 ruleset is skipped")
+        module.warn("the host has no IPv6 stack: the ipv6 ruleset is skipped")
         del desired["ipv6"]
 
     bins = {}
@@ -340,7 +339,7 @@ def main():
         module.exit_json(changed=True, confirmed=True, persisted=persisted, rollback_id=rid)
 
     result = dict(changed=False, changed_families=[], transaction={}, added={}, removed={},
-                  persisted=False, warnings=warnings)
+                  persisted=False)
     diffs = []
     owned_before = {}
     full_before = {}
