@@ -145,8 +145,10 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     if of["redis"]:
         rd = of["redis"][0]
         password = _secret("redis", "redis", "sentinel")
+        with open(os.path.join(ROOT, "roles", "redis", "defaults", "main.yml"), encoding="utf-8") as fh:
+            master_name = yaml.safe_load(fh)["redis_master_name"]
         body = _ssh(rd["address"], f"REDISCLI_AUTH={shlex.quote(password)} redis-cli --user sentinel "
-                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name hardened-stack")
+                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name {master_name}")
         master = " ".join((body or "").split()) or "no answer"
         out.append(("Redis master (Sentinel)", master, bool(body and body.split())))
     if of["monitoring"]:

@@ -14,7 +14,8 @@ from ansible_collections.hardened.stack.plugins.module_utils import inventory_ch
 NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "app_db_user", "app_db_name",
          "baseline_ssh", "baseline_ssh_permit_root_login", "baseline_ssh_allow_users", "pki_certificates",
          "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
-         "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master")
+         "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master",
+         "redis_master_name", "app_redis_master_name")
 
 
 def _plain_vars(host_vars, flags):

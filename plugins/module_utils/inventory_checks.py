@@ -269,6 +269,14 @@ def app_checks(groups, hostvars, defaults):
     out = []
     app = _members(groups, "app")
     postgres = _members(groups, "postgres")
+    redis = _members(groups, "redis")
+    if app and redis:
+        wanted = _value(hostvars, defaults, redis[0], "redis_master_name")
+        asked = _value(hostvars, defaults, app[0], "app_redis_master_name")
+        if wanted and asked and wanted != asked:
+            out.append("%s: app_redis_master_name '%s' differs from redis_master_name '%s' of group "
+                       "'redis': the app would ask Sentinel for a master it does not monitor. Fix: set "
+                       "both to the same name." % (app[0], asked, wanted))
     if not app or not postgres:
         return out
     users = [u.get("name") for u in (_value(hostvars, defaults, postgres[0], "postgresql_users") or [])

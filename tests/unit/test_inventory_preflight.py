@@ -104,6 +104,7 @@ CASES = [
      ["pki_certificates 'web' cert_src /nonexistent/web.crt does not exist on the controller"]),
     # The app tier fits the database tier.
     ("app-user-not-in-postgres", _vars(app_db_user="shop"), ["app_db_user 'shop' is not in postgresql_users"]),
+    ("app-redis-master-name-differs", _vars(app_redis_master_name="cache"), ["app_redis_master_name 'cache' differs from redis_master_name 'main'"]),
     ("app-db-not-in-postgres", _vars(app_db_name="shop"), ["app_db_name 'shop' is not in postgresql_databases"]),
     # Role inputs (argument_specs), checked for every host before any host is changed.
     ("unknown-choice-redis-policy", _vars(redis_maxmemory_policy="drop-everything"), ["redis_maxmemory_policy", "Validation of arguments failed"]),

@@ -48,7 +48,7 @@ def _redis_master():
                         sentinel_kwargs={"username": os.environ.get("APP_SENTINEL_USER") or None,
                                          "password": os.environ.get("APP_SENTINEL_PASSWORD") or None,
                                          "socket_timeout": TIMEOUT, "socket_connect_timeout": TIMEOUT})
-    return sentinel.master_for(os.environ.get("APP_REDIS_MASTER", "hardened-stack"),
+    return sentinel.master_for(os.environ.get("APP_REDIS_MASTER", "main"),
                                username=os.environ.get("APP_REDIS_USER") or None,
                                password=os.environ.get("APP_REDIS_PASSWORD") or None,
                                socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
