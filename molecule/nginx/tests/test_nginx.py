@@ -1,0 +1,314 @@
+"""Behaviour of the nginx scenario: TLS as a client sees it (sslscan from the client host),
+headers, redirect, rate limit, load balancing and failover between the two backends, limits,
+stub_status on loopback only, the nginx -t gate on a broken site, bad input, check mode.
+
+Tests run in file order and share the hosts; each leaves the backends and nginx as it found them.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+LBS = {"nginx-lb1": "172.30.24.10", "nginx-lb2": "172.30.24.11"}
+APPS = ["nginx-app1", "nginx-app2"]
+CLIENT = "nginx-client"
+CLIENT_IP = "172.30.24.30"
+CA = "/etc/hardened-stack/pki/ca.crt"
+LIVE_SITE = "/etc/nginx/hardened-stack/sites/shop.conf"
+# The role's default security headers (defaults/main.yml) and the scenario's CSP override.
+HEADERS = {
+    "strict-transport-security": "max-age=63072000; includeSubDomains",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "permissions-policy": "camera=(), geolocation=(), microphone=(), payment=(), usb=()",
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+}
+
+
+def host(name):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}", sudo=True)
+
+
+def curl(lb, path="/", *args, scheme="https"):
+    """curl from the client host to a load balancer by name (verified against the system
+    trust store, where the pki role put the lab CA). Returns (status, headers, body)."""
+    port = 443 if scheme == "https" else 80
+    cmd = (f"curl -sS --max-time 10 -D /dev/stderr --resolve {lb}:{port}:{LBS[lb]} "
+           f"{' '.join(args)} {scheme}://{lb}{path}")
+    res = host(CLIENT).run(cmd)
+    assert res.rc == 0, res.stderr
+    status = int(re.search(r"^HTTP/\S+ (\d{3})", res.stderr, re.M).group(1))
+    headers = {}
+    for line in res.stderr.splitlines()[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, res.stdout
+
+
+def burst(lb, path, count, parallel=True):
+    """Status codes of `count` requests from the client (all at once when parallel)."""
+    url = f"https://{lb}{path}"
+    if parallel:
+        cmd = (f"seq {count} | xargs -P {count} -I{{}} curl -s -o /dev/null -w '%{{http_code}}\\n' "
+               f"--max-time 10 --resolve {lb}:443:{LBS[lb]} {url}")
+    else:
+        cmd = (f"for i in $(seq {count}); do curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 10 "
+               f"--resolve {lb}:443:{LBS[lb]} {url}; sleep 0.6; done")
+    res = host(CLIENT).run(cmd)
+    return [int(c) for c in res.stdout.split()]
+
+
+def playbook(name, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, name, *args], cwd=SCENARIO, env=env,
+                         capture_output=True, text=True, timeout=900, check=False)
+    return res.returncode, res.stdout + res.stderr
+
+
+def recap(out):
+    rows = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
+        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return rows
+
+
+def sslscan(lb):
+    """{'protocols': {name: enabled}, 'ciphers': [(protocol, cipher)]} as the client sees it."""
+    out = host(CLIENT).run(f"sslscan --no-colour --no-heartbleed --no-compression --no-fallback "
+                           f"--no-renegotiation --sni-name={lb} {LBS[lb]}:443").stdout
+    protocols = {m.group(1): m.group(2) == "enabled"
+                 for m in re.finditer(r"^(SSLv[23]|TLSv1\.[0-3])\s+(enabled|disabled)", out, re.M)}
+    ciphers = re.findall(r"^(?:Preferred|Accepted)\s+(TLSv1\.[0-3]|SSLv[23])\s+\d+ bits\s+(\S+)", out, re.M)
+    return {"protocols": protocols, "ciphers": ciphers, "raw": out}
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+def test_intermediate_offers_only_tls12_and_13_with_forward_secret_aead_suites():
+    scan = sslscan("nginx-lb1")
+    enabled = sorted(p for p, on in scan["protocols"].items() if on)
+    assert enabled == ["TLSv1.2", "TLSv1.3"], scan["raw"]
+    assert scan["ciphers"], scan["raw"]
+    for proto, cipher in scan["ciphers"]:
+        assert not re.search(r"CBC|RC4|3DES|DES-CBC|NULL|EXP|MD5|anon|PSK", cipher), cipher
+        if proto == "TLSv1.2":
+            # Forward secrecy (ECDHE/DHE) and AEAD (GCM/ChaCha20): no CBC suite in OpenSSL naming.
+            assert re.match(r"^(ECDHE|DHE)-", cipher), cipher
+            assert re.search(r"GCM|CHACHA20", cipher), cipher
+        else:
+            assert cipher.startswith("TLS_"), cipher  # TLS 1.3 suites are all ephemeral
+    # ECDSA certificate by default: the RSA-authenticated suites cannot be negotiated.
+    assert all("RSA" not in c for _proto, c in scan["ciphers"]), scan["ciphers"]
+
+
+def test_modern_offers_tls13_only():
+    scan = sslscan("nginx-lb2")
+    enabled = sorted(p for p, on in scan["protocols"].items() if on)
+    assert enabled == ["TLSv1.3"], scan["raw"]
+    assert {p for p, _cipher in scan["ciphers"]} == {"TLSv1.3"}
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_certificate_chain_verifies_against_the_lab_ca(lb):
+    res = host(CLIENT).run(f"openssl s_client -connect {LBS[lb]}:443 -servername {lb} -verify_return_error "
+                           f"-verify_hostname {lb} -CAfile {CA} </dev/null")
+    assert res.rc == 0 and "Verify return code: 0 (ok)" in res.stdout, res.stdout + res.stderr
+    # Session tickets are off: a TLS 1.2 session carries no ticket (the session cache resumes).
+    tls12 = host(CLIENT).run(f"openssl s_client -tls1_2 -connect {LBS[lb]}:443 -servername {lb} </dev/null")
+    if lb == "nginx-lb1":
+        assert "Protocol  : TLSv1.2" in tls12.stdout and "TLS session ticket" not in tls12.stdout, tls12.stdout
+    # ... and a client without the lab CA refuses the certificate.
+    alien = host(CLIENT).run(f"curl -sS --max-time 5 --cacert /etc/ssl/certs/ISRG_Root_X1.pem --capath /nonexistent "
+                             f"--resolve {lb}:443:{LBS[lb]} https://{lb}/")
+    assert alien.rc != 0
+
+
+def test_old_protocols_refused_even_at_security_level_0():
+    res = host(CLIENT).run(f"openssl s_client -connect {LBS['nginx-lb1']}:443 -tls1_1 "
+                           f"-cipher 'DEFAULT:@SECLEVEL=0' </dev/null")
+    assert res.rc != 0
+
+
+# --- headers, redirect, health -----------------------------------------------------------
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_security_headers_and_no_version(lb):
+    status, headers, _body = curl(lb, "/")
+    assert status == 200
+    for name, value in HEADERS.items():
+        assert headers.get(name) == value, (name, headers)
+    assert headers["server"] == "nginx"
+
+
+def test_http_redirects_to_https_with_path_and_query():
+    status, headers, _body = curl("nginx-lb1", "/some/path?q=1", scheme="http")
+    assert status == 301
+    assert headers["location"] == "https://nginx-lb1/some/path?q=1"
+
+
+def test_health_location_answered_by_nginx():
+    status, _headers, body = curl("nginx-lb1", "/health")
+    assert (status, body) == (200, "ok\n")
+
+
+def test_proxy_headers_reach_the_backend():
+    status, _headers, body = curl("nginx-lb1", "/headers")
+    seen = {k.lower(): v for k, v in json.loads(body).items()}
+    assert status == 200
+    assert seen["host"] == "nginx-lb1"
+    assert seen["x-real-ip"] == CLIENT_IP
+    assert seen["x-forwarded-for"] == CLIENT_IP
+    assert seen["x-forwarded-proto"] == "https"
+
+
+def test_gzip_for_text():
+    status, headers, _body = curl("nginx-lb1", "/big", "-H 'Accept-Encoding: gzip'", "-o /dev/null")
+    assert status == 200 and headers.get("content-encoding") == "gzip"
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+def test_rate_limit_within_gives_200_beyond_gives_429():
+    time.sleep(2)  # let the bucket of /limited/ (2r/s, burst 3) drain
+    within = burst("nginx-lb1", "/limited/", 4, parallel=False)
+    assert within == [200] * 4
+    time.sleep(2)
+    # 40 at once: at most burst + 1 + 2/s while they arrive pass, the rest get 429.
+    beyond = burst("nginx-lb1", "/limited/", 40)
+    assert beyond.count(429) >= 20 and 200 in beyond and set(beyond) <= {200, 429}, beyond
+
+
+def test_request_body_and_header_size_limits():
+    big_body = host(CLIENT).run(f"head -c 2000000 /dev/zero | curl -s -o /dev/null -w '%{{http_code}}' "
+                                f"--resolve nginx-lb1:443:{LBS['nginx-lb1']} --data-binary @- https://nginx-lb1/")
+    assert big_body.stdout == "413"
+
+    def with_header(size, *opts):
+        return host(CLIENT).run(f"curl -s -o /dev/null -w '%{{http_code}}' {' '.join(opts)} -H \"X-Big: $(head -c "
+                                f"{size} /dev/zero | tr '\\0' a)\" --resolve nginx-lb1:443:{LBS['nginx-lb1']} "
+                                f"https://nginx-lb1/").stdout
+    # large_client_header_buffers 4 8k: a 7 kB header passes, a 9 kB one is refused (HTTP/1.1);
+    # over HTTP/2 the limit applies to the Huffman-coded field (5 bits per 'a').
+    assert with_header(7000, "--http1.1") == "200"
+    assert with_header(9000, "--http1.1") == "400"
+    assert with_header(20000) != "200"
+
+
+# --- load balancing --------------------------------------------------------------------------
+
+def test_requests_alternate_between_both_backends():
+    names = [curl("nginx-lb1", "/")[2].strip() for _i in range(8)]
+    assert set(names) == set(APPS), names
+    assert min(names.count(a) for a in APPS) >= 3, names
+
+
+def test_upstream_keepalive_reuses_connections():
+    seen = [curl("nginx-lb1", "/conn")[2].split() for _i in range(8)]
+    peers = [tuple(s) for s in seen]
+    assert len(set(peers)) < len(peers), peers
+
+
+def test_one_backend_down_every_request_still_succeeds():
+    app1 = host("nginx-app1")
+    app1.run("systemctl stop hs-backend.service")
+    try:
+        codes, names = [], []
+        for _i in range(12):
+            status, _headers, body = curl("nginx-lb1", "/")
+            codes.append(status)
+            names.append(body.strip())
+        assert codes == [200] * 12
+        assert set(names) == {"nginx-app2"}
+    finally:
+        app1.run("systemctl start hs-backend.service")
+    time.sleep(1)
+
+
+# --- loopback status, listening ports ------------------------------------------------------
+
+def test_stub_status_on_loopback_only():
+    lb = host("nginx-lb1")
+    local = lb.run("python3 -c \"import urllib.request as u; "
+                   "print(u.urlopen('http://127.0.0.1/stub_status').read().decode())\"")
+    assert local.stdout.startswith("Active connections:"), local.stdout
+    # From the client the same path on port 80 is just redirected; nothing else answers.
+    status, headers, _body = curl("nginx-lb1", "/stub_status", scheme="http")
+    assert status == 301
+    listening = lb.run("ss -Hltn").stdout.split("\n")
+    public = set()
+    for line in filter(None, listening):
+        local_addr = line.split()[3]
+        addr, port = local_addr.rsplit(":", 1)
+        if not addr.startswith("127.") and addr not in ("[::1]",):
+            public.add(int(port))
+    assert public == {22, 80, 443}, listening
+
+
+# --- the nginx -t gate ---------------------------------------------------------------------
+
+def live_state(name="nginx-lb1"):
+    lb = host(name)
+    return (lb.run("find /etc/nginx -type f -exec sha256sum {} + | sort").stdout,
+            lb.run("systemctl show -p MainPID --value nginx.service").stdout.strip())
+
+
+def test_broken_site_fails_at_validation_and_the_live_config_keeps_serving():
+    before = live_state()
+    broken = {"nginx_sites": [
+        {"name": "shop", "upstream_group": "app", "locations": [{"path": "/"}]},
+        {"name": "broken", "server_names": ["broken.lab.test"], "extra": ["this_is_not_a_directive on;"]}]}
+    rc, out = playbook("apply.yml", "--limit", "nginx-lb1", "-e", json.dumps(broken))
+    assert rc != 0, out
+    assert "failed `nginx -t` and was NOT installed" in out and "this_is_not_a_directive" in out, out
+    assert recap(out)["nginx-lb1"]["failed"] == 1
+    assert live_state() == before  # same files, same master process (no restart)
+    assert host("nginx-lb1").run("systemctl is-active nginx.service").stdout.strip() == "active"
+    status, headers, body = curl("nginx-lb1", "/")
+    assert status == 200 and body.strip() in APPS
+    assert "broken.lab.test" not in host("nginx-lb1").run("cat /etc/nginx/hardened-stack/sites/*.conf").stdout
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"nginx_tls_profile": "legacy"}, "nginx_tls_profile"),
+    ({"nginx_sites": [{"name": "shop", "locations": [{"path": "/", "rate": "fast"}]}]}, "not nginx rate syntax"),
+    ({"nginx_sites": [{"name": "shop", "upstream_group": "nosuchgroup"}]}, "upstream group 'nosuchgroup' has no hosts"),
+    ({"nginx_sites": [{"name": "shop", "certificate_file": "/etc/ssl/missing.crt",
+                       "certificate_key_file": "/etc/ssl/missing.key"}]}, "missing: /etc/ssl/missing.crt"),
+], ids=["unknown-profile", "bad-location-rate", "empty-upstream-group", "missing-certificate"])
+def test_bad_input_stops_before_any_change(extra, message):
+    before = live_state()
+    rc, out = playbook("apply.yml", "--limit", "nginx-lb1", "-e", json.dumps(extra))
+    assert rc != 0 and message in out, out
+    row = recap(out)["nginx-lb1"]
+    assert row["failed"] == 1 and row["changed"] == 0, row
+    assert live_state() == before
+
+
+def test_rerun_restores_staging_and_reports_no_live_change():
+    # The broken run left its tree in the staging directory only; a normal run puts the
+    # right one back there and finds the live tree already right.
+    before = live_state()
+    rc, out = playbook("apply.yml")
+    assert rc == 0, out
+    assert live_state() == before
+
+
+def test_check_diff_on_converged_hosts_reports_no_change():
+    rc, out = playbook("apply.yml", "--check", "--diff")
+    assert rc == 0, out
+    rows = recap(out)
+    assert rows and all(r["changed"] == 0 for r in rows.values()), rows
