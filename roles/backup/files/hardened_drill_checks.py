@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026, hardened.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Row counts and checksums of tables, for the restore drill (playbooks/restore_drill.yml).
