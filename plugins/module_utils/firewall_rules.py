@@ -71,7 +71,7 @@ def _port(value, what):
     if isinstance(value, bool):
         raise FirewallError("%s: port %r is not in 1..65535" % (what, value))
     if isinstance(value, str) and ":" in value:
-        lo, _, hi = value.partition(":")
+        lo, hi = value.split(":", 1)
         a, b = _port(lo, what), _port(hi, what)
         if int(a) >= int(b):
             raise FirewallError("%s: port range %r is empty or reversed" % (what, value))
@@ -337,7 +337,7 @@ def admits(desired, address, port, protocol="tcp", chain=CHAIN):
         if tokens[tokens.index("-p") + 1] != protocol:
             continue
         spec = tokens[tokens.index("--dport") + 1]
-        lo, _, hi = spec.partition(":")
+        lo, hi = (spec.split(":", 1) + [""])[:2]
         if not int(lo) <= int(port) <= int(hi or lo):
             continue
         if "-s" in tokens and addr not in ipaddress.ip_network(tokens[tokens.index("-s") + 1]):

@@ -189,7 +189,7 @@ def normalise_rule(rule, family="ipv4"):
             i += 2
             continue
         if tok == "--limit":
-            num, _, unit = (nxt or "").partition("/")
+            num, unit = ((nxt or "").split("/", 1) + [""])[:2]
             out += ["--limit", "%s/%s" % (num, LIMIT_UNITS.get(unit, unit or "hour"))]
             i += 2
             continue
@@ -327,7 +327,7 @@ def view(state, family, table="filter"):
     for name in BUILTIN:
         jumps = state["jumps"].get(name, {})
         if isinstance(jumps, dict):
-            targets = [t for t in sorted(jumps) for _ in range(jumps[t])]
+            targets = [t for t in sorted(jumps) for _n in range(jumps[t])]
         else:
             targets = list(jumps)
         for target in targets:
@@ -375,7 +375,7 @@ def render_transition(desired, owned, family="ipv4", table="filter"):
         counts = owned["jumps"].get(name, {})
         for target in sorted(counts):
             extra = counts[target] - (1 if target in want else 0)
-            for _ in range(max(0, extra)):
+            for _n in range(max(0, extra)):
                 lines.append("-D %s -j %s" % (name, target))
         for target in reversed(want):
             if not counts.get(target):

@@ -188,7 +188,6 @@ confirmed:
 """
 
 import os
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -249,10 +248,12 @@ def _arm(module, state_dir, rid, timeout, scripts):
                       "--on-active=%ds" % timeout, "--timer-property=AccuracySec=100ms",
                       "/bin/sh", base + ".sh"], what="arming the rollback timer")
     else:
-        # No systemd: a detached process in its own session outlives the connection.
-        subprocess.Popen(["/bin/sh", "-c", "sleep %d; exec /bin/sh %s.sh" % (timeout, base)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+        # No systemd: a detached process in its own session (setsid -f) outlives the connection.
+        setsid = module.get_bin_path("setsid", required=True)
+        # The shell lets go of the module's stdio first, so run_command returns at once.
+        _run(module, [setsid, "-f", "/bin/sh", "-c",
+                      "exec </dev/null >/dev/null 2>&1; sleep %d; exec /bin/sh %s.sh" % (timeout, base)],
+             what="arming the rollback timer")
 
 
 def _cleanup(module, state_dir, rid):
