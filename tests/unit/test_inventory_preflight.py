@@ -7,7 +7,7 @@ Baseline play). The hosts point at a closed port, so a run the preflight let thr
 report them UNREACHABLE (the positive control proves it does).
 """
 
-# ruff: noqa: E501, S106 (a table of one-line cases; the passwords are the defects under test)
+# ruff: noqa: S106 (the passwords are the defects under test)
 import json
 import os
 import shutil
@@ -65,49 +65,73 @@ CASES = [
     ("etcd-even-count", _add_host("etcd", "etcd4"), ["group 'etcd': 4 members", "odd count"]),
     ("etcd-two-members", _drop_host("etcd", "etcd3"), ["group 'etcd': 2 members"]),
     ("postgres-without-etcd", _empty("etcd"), ["group 'etcd' is empty", "Patroni"]),
-    ("redis-two-sentinels", _drop_host("redis", "redis3"), ["group 'redis': 2 Sentinel(s)", "redis_sentinel_allow_fewer_than_three"]),
-    ("redis-one-sentinel", _both(_drop_host("redis", "redis3"), _drop_host("redis", "redis2")), ["group 'redis': 1 Sentinel(s)"]),
+    ("redis-two-sentinels", _drop_host("redis", "redis3"),
+     ["group 'redis': 2 Sentinel(s)", "redis_sentinel_allow_fewer_than_three"]),
+    ("redis-one-sentinel", _both(_drop_host("redis", "redis3"), _drop_host("redis", "redis2")),
+     ["group 'redis': 1 Sentinel(s)"]),
     ("redis-quorum-above-count", _vars(redis_sentinel_quorum=4), ["redis_sentinel_quorum is 4", "only 3 Sentinel(s)"]),
     ("redis-quorum-negative", _vars(redis_sentinel_quorum=-1), ["redis_sentinel_quorum is -1"]),
-    ("redis-initial-master-unknown", _vars(redis_initial_master="redis9"), ["redis_initial_master 'redis9' is not a host of group 'redis'"]),
+    ("redis-initial-master-unknown", _vars(redis_initial_master="redis9"),
+     ["redis_initial_master 'redis9' is not a host of group 'redis'"]),
     ("loadbalancers-without-app", _empty("app"), ["group 'loadbalancers' (loadbalancers1) has no 'app' hosts"]),
-    ("app-without-loadbalancers", _empty("loadbalancers"), ["group 'app' reaches PostgreSQL through the HAProxy endpoints"]),
-    ("backup-without-postgres", _both(_empty("postgres"), _empty("app")), ["group 'backup' (backup1) has nothing to back up"]),
+    ("app-without-loadbalancers", _empty("loadbalancers"),
+     ["group 'app' reaches PostgreSQL through the HAProxy endpoints"]),
+    ("backup-without-postgres", _both(_empty("postgres"), _empty("app")),
+     ["group 'backup' (backup1) has nothing to back up"]),
     ("backup-two-hosts", _add_host("backup", "backup2"), ["group 'backup' has 2 hosts"]),
-    ("backup-on-a-db-member", lambda inv: inv["groups"]["backup"].update({"postgres1": {}}), ["postgres1: is both the backup repository and a PostgreSQL member"]),
+    ("backup-on-a-db-member", lambda inv: inv["groups"]["backup"].update({"postgres1": {}}),
+     ["postgres1: is both the backup repository and a PostgreSQL member"]),
     # Group names.
-    ("misspelt-group-postgresql", _rename("postgres", "postgresql"), ["group 'postgresql' is not part of the inventory contract", "rename the group to 'postgres'"]),
-    ("misspelt-group-loadbalancer", _rename("loadbalancers", "loadbalancer"), ["group 'loadbalancer' is not part of the inventory contract"]),
+    ("misspelt-group-postgresql", _rename("postgres", "postgresql"),
+     ["group 'postgresql' is not part of the inventory contract", "rename the group to 'postgres'"]),
+    ("misspelt-group-loadbalancer", _rename("loadbalancers", "loadbalancer"),
+     ["group 'loadbalancer' is not part of the inventory contract"]),
     # Addresses.
-    ("address-collision", _set("app", "app2", ansible_host="127.0.0.11"), ["ansible_host 127.0.0.11 is used by more than one host", "app2"]),
-    ("address-invalid", _set("redis", "redis2", ansible_host="10.0.0.300/24"), ["redis2: ansible_host '10.0.0.300/24' is neither an IP address nor a host name"]),
+    ("address-collision", _set("app", "app2", ansible_host="127.0.0.11"),
+     ["ansible_host 127.0.0.11 is used by more than one host", "app2"]),
+    ("address-invalid", _set("redis", "redis2", ansible_host="10.0.0.300/24"),
+     ["redis2: ansible_host '10.0.0.300/24' is neither an IP address nor a host name"]),
     # Port map.
-    ("port-map-unknown-group", _vars(_common_port_map_overrides={"redis": {"from": ["apps"]}}), ["port map entry 'redis' names group 'apps', which is not in the inventory"]),
-    ("port-map-port-out-of-range", _vars(_common_port_map_overrides={"redis": {"port": 70000}}), ["port map entry 'redis': port 70000 is not in 1..65535"]),
-    ("port-map-bad-protocol", _vars(_common_port_map_overrides={"redis": {"protocol": "sctp"}}), ["protocol 'sctp' is not one of tcp, udp"]),
-    ("port-map-collision", _vars(_common_port_map_overrides={"prometheus": {"port": 9100}}), ["services 'node_exporter' and 'prometheus' both listen on tcp/9100"]),
+    ("port-map-unknown-group", _vars(_common_port_map_overrides={"redis": {"from": ["apps"]}}),
+     ["port map entry 'redis' names group 'apps', which is not in the inventory"]),
+    ("port-map-port-out-of-range", _vars(_common_port_map_overrides={"redis": {"port": 70000}}),
+     ["port map entry 'redis': port 70000 is not in 1..65535"]),
+    ("port-map-bad-protocol", _vars(_common_port_map_overrides={"redis": {"protocol": "sctp"}}),
+     ["protocol 'sctp' is not one of tcp, udp"]),
+    ("port-map-collision", _vars(_common_port_map_overrides={"prometheus": {"port": 9100}}),
+     ["services 'node_exporter' and 'prometheus' both listen on tcp/9100"]),
     # Secrets.
-    ("postgres-secret-missing", _vars(postgresql_generate_passwords=False), ["postgresql_superuser_password, postgresql_replication_password", "postgresql_generate_passwords is false"]),
-    ("postgres-one-secret-missing", _vars(postgresql_generate_passwords=False, postgresql_superuser_password="Zs8qP1vX9wLm4TnR",
-                                          postgresql_replication_password="Qw7rT2yU8iOp3AsD", postgresql_rewind_password="Lk5jH3gF1dSa9ZxC"),
+    ("postgres-secret-missing", _vars(postgresql_generate_passwords=False),
+     ["postgresql_superuser_password, postgresql_replication_password", "postgresql_generate_passwords is false"]),
+    ("postgres-one-secret-missing",
+     _vars(postgresql_generate_passwords=False, postgresql_superuser_password="Zs8qP1vX9wLm4TnR",
+           postgresql_replication_password="Qw7rT2yU8iOp3AsD", postgresql_rewind_password="Lk5jH3gF1dSa9ZxC"),
      ["postgresql_patroni_api_password empty while postgresql_generate_passwords is false"]),
-    ("redis-secret-missing", _vars(redis_generate_passwords=False), ["redis_app_password, redis_replication_password", "redis_generate_passwords is false"]),
+    ("redis-secret-missing", _vars(redis_generate_passwords=False),
+     ["redis_app_password, redis_replication_password", "redis_generate_passwords is false"]),
     ("demo-password", _vars(redis_app_password="changeme"), ["redis_app_password is a default, demo or short"]),
-    ("short-password", _set("postgres", "postgres2", postgresql_superuser_password="s3cr3t"), ["postgres2: postgresql_superuser_password is a default, demo or short"]),
+    ("short-password", _set("postgres", "postgres2", postgresql_superuser_password="s3cr3t"),
+     ["postgres2: postgresql_superuser_password is a default, demo or short"]),
     ("vendor-default-password", _vars(app_db_password="postgres"), ["app_db_password is a default, demo or short"]),
     ("demo-token", _vars(app_api_token="secret"), ["app_api_token is a default, demo or short"]),
     # Lockout.
-    ("root-login-refused", _vars(ansible_user="root"), ["ansible_user is root but baseline_ssh_permit_root_login is 'no'"]),
-    ("user-not-allowed", _vars(baseline_ssh_allow_users=["deploy"]), ["ansible_user 'admin' is not in baseline_ssh_allow_users"]),
+    ("root-login-refused", _vars(ansible_user="root"),
+     ["ansible_user is root but baseline_ssh_permit_root_login is 'no'"]),
+    ("user-not-allowed", _vars(baseline_ssh_allow_users=["deploy"]),
+     ["ansible_user 'admin' is not in baseline_ssh_allow_users"]),
     # Certificate files.
-    ("certificate-missing", _vars(pki_certificates=[{"name": "web", "cert_src": "/nonexistent/web.crt", "key_src": "/nonexistent/web.key"}]),
+
+        ("certificate-missing", _vars(pki_certificates=[{"name": "web", "cert_src": "/nonexistent/web.crt",
+                                                     "key_src": "/nonexistent/web.key"}]),
      ["pki_certificates 'web' cert_src /nonexistent/web.crt does not exist on the controller"]),
     # The app tier fits the database tier.
     ("app-user-not-in-postgres", _vars(app_db_user="shop"), ["app_db_user 'shop' is not in postgresql_users"]),
-    ("app-redis-master-name-differs", _vars(app_redis_master_name="cache"), ["app_redis_master_name 'cache' differs from redis_master_name 'main'"]),
+    ("app-redis-master-name-differs", _vars(app_redis_master_name="cache"),
+     ["app_redis_master_name 'cache' differs from redis_master_name 'main'"]),
     ("app-db-not-in-postgres", _vars(app_db_name="shop"), ["app_db_name 'shop' is not in postgresql_databases"]),
     # Role inputs (argument_specs), checked for every host before any host is changed.
-    ("unknown-choice-redis-policy", _vars(redis_maxmemory_policy="drop-everything"), ["redis_maxmemory_policy", "Validation of arguments failed"]),
+    ("unknown-choice-redis-policy", _vars(redis_maxmemory_policy="drop-everything"),
+     ["redis_maxmemory_policy", "Validation of arguments failed"]),
     ("wrong-type-etcd", _vars(etcd_heartbeat_interval="fast"), ["etcd_heartbeat_interval"]),
 ]
 
