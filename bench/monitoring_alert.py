@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Monitoring benchmark against the monitoring Molecule scenario's containers.
 
     molecule converge -s monitoring && python3 bench/monitoring_alert.py [--trials 3]
@@ -77,7 +78,7 @@ def wait(get, predicate, timeout=180):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
     get = client(ephemeral())
