@@ -71,7 +71,7 @@ def _one_line(text) -> str:
 def variables_overview() -> str:
     """One collapsible table per role: variable, type, default and description."""
     out = []
-    roles = [r for r in _site_roles()]
+    roles = _site_roles()
     for role in roles:
         spec_file = os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")
         if not os.path.exists(spec_file):
@@ -110,7 +110,7 @@ def render(text: str) -> str:
         if begin not in text or end not in text:
             raise SystemExit(f"README.md has no {begin} ... {end} section")
         head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
+        tail = rest.split(end, 1)[1]
         text = f"{head}{begin}\n{fn()}\n{end}{tail}"
     return text
 

@@ -181,8 +181,8 @@ def port_checks(port_map, groups):
             key = (host, entry["port"], entry["protocol"])
             if key in used and used[key] != service:
                 out.append("%s: services '%s' and '%s' both listen on %s/%d. Fix: move one with "
-                           "_common_port_map_overrides." % (host, used[key], service, entry["protocol"],
-                                                             entry["port"]))
+                           "_common_port_map_overrides."
+                           % (host, used[key], service, entry["protocol"], entry["port"]))
             used.setdefault(key, service)
     return out
 

@@ -120,9 +120,8 @@ CASES = [
     ("user-not-allowed", _vars(baseline_ssh_allow_users=["deploy"]),
      ["ansible_user 'admin' is not in baseline_ssh_allow_users"]),
     # Certificate files.
-
-        ("certificate-missing", _vars(pki_certificates=[{"name": "web", "cert_src": "/nonexistent/web.crt",
-                                                     "key_src": "/nonexistent/web.key"}]),
+    ("certificate-missing",
+     _vars(pki_certificates=[{"name": "web", "cert_src": "/nonexistent/web.crt", "key_src": "/nonexistent/web.key"}]),
      ["pki_certificates 'web' cert_src /nonexistent/web.crt does not exist on the controller"]),
     # The app tier fits the database tier.
     ("app-user-not-in-postgres", _vars(app_db_user="shop"), ["app_db_user 'shop' is not in postgresql_users"]),
