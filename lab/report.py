@@ -137,7 +137,8 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
         try:
             members = json.loads((body or "").strip().rsplit(" ", 1)[0])["members"]
             leader = [m["name"] for m in members if m["role"] == "leader"]
-            streaming = sum(1 for m in members if m["state"] == "streaming")
+            # Patroni 3.0 (Debian 12) reports a streaming replica as "running".
+            streaming = sum(1 for m in members if m["role"] != "leader" and m["state"] in ("running", "streaming"))
             out.append(("Patroni leader", f"{','.join(leader) or 'NONE'} ({streaming} streaming replica(s))",
                         len(leader) == 1))
         except (ValueError, KeyError, TypeError):
