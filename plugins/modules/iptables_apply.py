@@ -221,10 +221,21 @@ def _read(path):
         return None
 
 
+def _make_dirs(path, mode):
+    """Create ``path`` with ``mode``; missing parents get 0755 whatever the umask (a hardened
+    027 umask would otherwise close e.g. /etc/hardened-stack to the services that read their
+    certificates below it)."""
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and not os.path.isdir(parent):
+        _make_dirs(parent, 0o755)
+    os.mkdir(path)
+    os.chmod(path, mode)
+
+
 def _arm(module, state_dir, rid, timeout, scripts):
     """Write the rollback script and its cookie, start a timer that runs it."""
     if not os.path.isdir(state_dir):
-        os.makedirs(state_dir, 0o700)
+        _make_dirs(state_dir, 0o700)
     base = os.path.join(state_dir, rid)
     lines = ["#!/bin/sh",
              "# hardened.stack firewall rollback %s: restores the owned chains as they were" % rid,
@@ -317,7 +328,7 @@ def main():
 
     def write_persist():
         if not os.path.isdir(p["persist_dir"]):
-            os.makedirs(p["persist_dir"], 0o700)
+            _make_dirs(p["persist_dir"], 0o700)
         for family in desired:
             _write_atomic(os.path.join(p["persist_dir"], bins[family][2]), boot[family])
 
