@@ -15,13 +15,10 @@ import re
 
 import yaml
 
+from .report import port_map
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
-
-
-def _port_map() -> dict:
-    with open(os.path.join(ROOT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["_common_port_map_defaults"]
 
 
 def _site_roles() -> list[str]:
@@ -31,7 +28,7 @@ def _site_roles() -> list[str]:
 
 def port_diagram() -> str:
     """A Mermaid graph (GitHub renders it) and the same facts as a table."""
-    pmap = _port_map()
+    pmap = port_map()
     groups: list[str] = []
     for entry in pmap.values():
         for g in entry["listen"] + entry["from"]:

@@ -53,18 +53,25 @@ def _site_roles() -> list[tuple[str, list[str]]]:
     return out
 
 
-def _port_map() -> dict:
+def port_map() -> dict:
+    """The port map's defaults (roles/_common/defaults/main.yml)."""
     with open(os.path.join(ROOT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
         return yaml.safe_load(fh)["_common_port_map_defaults"]
 
 
+def _ssh_run(address: str, remote_cmd: str, timeout: int = 30) -> subprocess.CompletedProcess:
+    """``remote_cmd`` on a lab host as the lab user, with the lab key (host keys not pinned:
+    lab hosts are recreated often)."""
+    return subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
+                           "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
+                           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                           f"{hosts.SSH_USER}@{address}", remote_cmd],
+                          text=True, capture_output=True, timeout=timeout, check=False)
+
+
 def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
     cmd = "systemctl is-system-running 2>/dev/null; ss -Hltn | awk '{print $4}'"
-    res = subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
-                          "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
-                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                          f"{hosts.SSH_USER}@{address}", cmd],
-                         text=True, capture_output=True, timeout=30, check=False)
+    res = _ssh_run(address, cmd)
     if res.returncode not in (0, 1) or not res.stdout:
         return "unreachable", set()
     lines = res.stdout.split()
@@ -74,11 +81,7 @@ def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
 
 def _ssh(address: str, cmd: str, timeout: int = 30) -> str | None:
     """stdout of ``cmd`` run as root on a lab host over SSH, or None when it failed."""
-    res = subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
-                          "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
-                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                          f"{hosts.SSH_USER}@{address}", f"sudo sh -c {shlex.quote(cmd)}"],
-                         text=True, capture_output=True, timeout=timeout, check=False)
+    res = _ssh_run(address, f"sudo sh -c {shlex.quote(cmd)}", timeout)
     return res.stdout if res.returncode == 0 else None
 
 
@@ -118,7 +121,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     of = {g: [s for s in specs if g in member.get(s["name"], set())] for g in
           ("loadbalancers", "postgres", "redis", "monitoring")}
     ca = "/etc/hardened-stack/pki/ca.crt"
-    port = {name: entry["port"] for name, entry in _port_map().items()}
+    port = {name: entry["port"] for name, entry in port_map().items()}
     out = []
     if of["loadbalancers"]:
         lb = of["loadbalancers"][0]
@@ -169,7 +172,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
 def print_report(specs: list[dict], data: dict) -> int:
     member = _groups_of(data)
     plays = _site_roles()
-    pmap = _port_map()
+    pmap = port_map()
     bad = 0
     print()
     print(f"{'host':8} {'address':14} {'os':9} {'groups':22} {'roles':34} {'systemd':9} endpoints")
