@@ -6,31 +6,91 @@ timeout 2 s, no library retries: a failed write is retried on a new connection a
 writes through the stack's PostgreSQL write endpoint while `ansible-playbook
 playbooks/rolling_restart.yml` runs against the inventory. Afterwards: the longest gap between
 two acknowledged writes, how many acknowledged ids are missing (lost), failed writes, and the
-playbook's result and duration. Goal: longest gap <= 3 s, 0 lost. Traffic goes only to the
-endpoint given (the lab's load balancer).
+playbook's result and duration. Goal: longest gap <= 3 s, 0 lost.
+
+The firewall lets only the app tier reach the write endpoint, so by default the ledger runs
+where the application runs: on an app host (`--via app1`, reached over SSH with the lab's key
+and user unless --ssh-user/--ssh-key say otherwise), which needs python3-psycopg2 (the app role
+installs it). `--via local` runs it on this machine (a test network without the firewall).
+The password travels on the ledger's stdin, never on a command line.
 """
 
 import argparse
+import inspect
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
-
-import psycopg2
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from failover_pg_main import Writer  # noqa: E402  (the same ledger client)
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The ledger process: reads the DSN from the first line of stdin, writes until stdin closes,
+# then keeps writing `after` seconds, and prints one JSON line with what it measured.
+LEDGER = '''import json, sys, threading, time
+import psycopg2
+@WRITER@
+after = float(sys.argv[1])
+dsn = sys.stdin.readline().rstrip("\\n")
+with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    cur.execute("create table if not exists bench_ledger (id bigint primary key, at timestamptz default now())")
+    cur.execute("truncate bench_ledger")
+conn.close()
+writer = Writer(dsn)
+start = time.monotonic()
+writer.start()
+time.sleep(2)
+print("writing", flush=True)
+sys.stdin.read()
+time.sleep(after)
+writer.stop_flag.set()
+writer.join(10)
+acked = [i for i, _t in writer.acks]
+with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    cur.execute("select count(*) from bench_ledger where id = any(%s)", (acked,))
+    present = cur.fetchone()[0]
+conn.close()
+print(json.dumps({"times": [round(t - start, 4) for _i, t in writer.acks], "acked": len(acked),
+                  "present": present, "errors": writer.errors}), flush=True)
+'''.replace("@WRITER@", inspect.getsource(Writer))
+
+
+def gaps(times: list[float]) -> tuple[float, float]:
+    """(longest gap between two consecutive acknowledged writes, when it started)."""
+    pairs = [(b - a, a) for a, b in zip(times, times[1:], strict=False)]
+    return max(pairs, default=(float("inf"), 0.0))
+
+
+def ledger_command(args) -> list[str]:
+    script = ["python3", "-c", LEDGER, str(args.after)]
+    if args.via == "local":
+        return [sys.executable, *script[1:]]
+    user, key = args.ssh_user, args.ssh_key
+    if user is None or key is None:
+        sys.path.insert(0, PROJECT)
+        from lab import hosts  # noqa: PLC0415  (the lab's SSH user and key)
+        user, key = user or hosts.SSH_USER, key or hosts.ssh_key()
+    address = args.via_address or args.via
+    return ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{user}@{address}",
+            " ".join(shlex.quote(a) for a in script)]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", required=True, help="HAProxy write endpoint ADDRESS:PORT (pg_write)")
     ap.add_argument("--password-file", required=True, help="file holding the application role's password")
-    ap.add_argument("--ca", required=True, help="CA certificate that signed the members' certificates")
+    ap.add_argument("--ca", required=True, help="CA certificate (path on the host the ledger runs on)")
     ap.add_argument("--user", default="app")
     ap.add_argument("--dbname", default="appdb")
+    ap.add_argument("--via", default="local", help="where the ledger runs: an app host's name, or local")
+    ap.add_argument("--via-address", help="address of the --via host (default: its name)")
+    ap.add_argument("--ssh-user", help="SSH user for --via (default: the lab's)")
+    ap.add_argument("--ssh-key", help="SSH private key for --via (default: the lab's)")
     ap.add_argument("--inventory", default=os.path.join(PROJECT, "inventories", "lab"))
     ap.add_argument("--after", type=float, default=3.0, help="seconds of writing after the playbook ends")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
@@ -41,38 +101,30 @@ def main():
     dsn = (f"host={host} port={port} dbname={args.dbname} user={args.user} password={password} sslmode=verify-full "
            f"sslrootcert={args.ca} connect_timeout=2 tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 "
            f"keepalives_count=2 options='-c statement_timeout=2000'")
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("create table if not exists bench_ledger (id bigint primary key, at timestamptz default now())")
-        cur.execute("truncate bench_ledger")
-    conn.close()
 
-    writer = Writer(dsn)
-    writer.start()
-    time.sleep(2)
+    ledger = subprocess.Popen(ledger_command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ledger.stdin.write(dsn + "\n")
+    ledger.stdin.flush()
+    if ledger.stdout.readline().strip() != "writing":
+        ledger.kill()
+        print("the ledger did not start writing (see its error above)")
+        return 1
     t0 = time.monotonic()
     cmd = ["ansible-playbook", "-i", args.inventory, os.path.join(PROJECT, "playbooks", "rolling_restart.yml"),
            *args.playbook_args]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     duration = time.monotonic() - t0
-    time.sleep(args.after)
-    writer.stop_flag.set()
-    writer.join(10)
-
-    times = [t for _i, t in writer.acks]
-    gaps = [(b - a, a - t0) for a, b in zip(times, times[1:], strict=False)]
-    longest, at = max(gaps, default=(float("inf"), 0.0))
-    acked = [i for i, _t in writer.acks]
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("select count(*) from bench_ledger where id = any(%s)", (acked,))
-        present = cur.fetchone()[0]
-    conn.close()
+    out, _err = ledger.communicate(timeout=args.after + 60)
+    result = json.loads(out.strip().splitlines()[-1])
+    longest, at = gaps(result["times"])
     if res.returncode != 0:
         print(res.stdout[-4000:] + res.stderr[-2000:])
-    print("Rolling restart under load (one writer through %s)" % args.endpoint)
+    print(f"Rolling restart under load (one writer on {args.via} through {args.endpoint})")
     print(f"  playbook rc {res.returncode} in {duration:.1f} s")
-    print(f"  acknowledged writes {len(acked)}, lost {len(acked) - present}, failed writes {writer.errors}")
-    print(f"  longest write gap {longest:.2f} s (starting {at:.1f} s into the playbook); goal <= 3 s, 0 lost")
-    return 0 if res.returncode == 0 else 1
+    print(f"  acknowledged writes {result['acked']}, lost {result['acked'] - result['present']}, "
+          f"failed writes {result['errors']}")
+    print(f"  longest write gap {longest:.2f} s (starting {at - 2:.1f} s into the playbook); goal <= 3 s, 0 lost")
+    return 0 if res.returncode == 0 and result["acked"] == result["present"] else 1
 
 
 if __name__ == "__main__":

@@ -59,14 +59,15 @@ def port_map() -> dict:
         return yaml.safe_load(fh)["_common_port_map_defaults"]
 
 
-def _ssh_run(address: str, remote_cmd: str, timeout: int = 30) -> subprocess.CompletedProcess:
+def _ssh_run(address: str, remote_cmd: str, timeout: int = 30, stdin: str = "") -> subprocess.CompletedProcess:
     """``remote_cmd`` on a lab host as the lab user, with the lab key (host keys not pinned:
-    lab hosts are recreated often)."""
+    lab hosts are recreated often). Secrets go in ``stdin``, never on a command line (a
+    command line is visible in the host's process list)."""
     return subprocess.run(["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes",
                            "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=no",
                            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                            f"{hosts.SSH_USER}@{address}", remote_cmd],
-                          text=True, capture_output=True, timeout=timeout, check=False)
+                          input=stdin, text=True, capture_output=True, timeout=timeout, check=False)
 
 
 def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
@@ -79,9 +80,9 @@ def _probe(address: str, ports: list[int]) -> tuple[str, set[int]]:
     return lines[0], listening & set(ports)
 
 
-def _ssh(address: str, cmd: str, timeout: int = 30) -> str | None:
+def _ssh(address: str, cmd: str, timeout: int = 30, stdin: str = "") -> str | None:
     """stdout of ``cmd`` run as root on a lab host over SSH, or None when it failed."""
-    res = _ssh_run(address, f"sudo sh -c {shlex.quote(cmd)}", timeout)
+    res = _ssh_run(address, f"sudo sh -c {shlex.quote(cmd)}", timeout, stdin)
     return res.stdout if res.returncode == 0 else None
 
 
@@ -94,9 +95,10 @@ def _secret(*parts: str) -> str:
         return ""
 
 
-# Lab hosts carry python3 but not necessarily curl: requests are made with python3.
+# Lab hosts carry python3 but not necessarily curl: requests are made with python3. Basic-auth
+# credentials ("user:password") come on stdin.
 PROBE = """import base64, ssl, sys, urllib.error, urllib.request
-url, ca, auth = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
+url, ca, auth = sys.argv[1], sys.argv[2], sys.stdin.read().strip()
 req = urllib.request.Request(url)
 if auth:
     req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
@@ -110,8 +112,8 @@ print(body, code)
 
 
 def _get(address: str, url: str, ca: str, auth: str = "") -> str | None:
-    cmd = " ".join(shlex.quote(a) for a in ["python3", "-c", PROBE, url, ca] + ([auth] if auth else []))
-    return _ssh(address, cmd)
+    cmd = " ".join(shlex.quote(a) for a in ["python3", "-c", PROBE, url, ca])
+    return _ssh(address, cmd, stdin=auth)
 
 
 def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[str, str, bool]]:
@@ -151,8 +153,9 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
         password = _secret("redis", "redis", "sentinel")
         with open(os.path.join(ROOT, "roles", "redis", "defaults", "main.yml"), encoding="utf-8") as fh:
             master_name = yaml.safe_load(fh)["redis_master_name"]
-        body = _ssh(rd["address"], f"REDISCLI_AUTH={shlex.quote(password)} redis-cli --user sentinel "
-                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name {master_name}")
+        body = _ssh(rd["address"], f'REDISCLI_AUTH="$(cat)" redis-cli --user sentinel '
+                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name {master_name}",
+                    stdin=password)
         master = " ".join((body or "").split()) or "no answer"
         out.append(("Redis master (Sentinel)", master, bool(body and body.split())))
     if of["monitoring"]:
