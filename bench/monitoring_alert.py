@@ -1,19 +1,19 @@
 # Copyright (c) 2026, hardened.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Monitoring benchmark against the monitoring Molecule scenario's containers.
+"""Monitoring benchmark against the stack Molecule scenario's containers.
 
-    molecule converge -s monitoring && python3 bench/monitoring_alert.py [--trials 3]
+    molecule converge -s stack && python3 bench/monitoring_alert.py [--trials 3] [--redis stack-redis3]
 
 Prints, from Prometheus' own HTTP API (TLS + basic auth, as the verifier uses it):
 - per scrape job: targets, up, scrape duration (median / max over the targets) and samples;
-- per trial: seconds from `systemctl stop redis-server` on mon-redis until RedisDown is pending
-  in Prometheus, and until it is gone again after the restart.
-Traffic goes only to the scenario's containers (172.30.27.0/24) and docker exec.
+- per trial: seconds from `systemctl stop redis-server` on a Redis replica until RedisDown is
+  pending in Prometheus, and until it is gone again after the restart.
+Traffic goes only to the scenario's containers (172.30.28.0/24) and docker exec. The scenario
+uses the lab's group_vars, so the CA and the Prometheus password are the lab's (HSLAB_CACHE).
 """
 
 import argparse
 import base64
-import glob
 import json
 import os
 import ssl
@@ -23,18 +23,20 @@ import time
 import urllib.parse
 import urllib.request
 
-PROM = "https://172.30.27.10:9090"
+PROM = "https://172.30.28.50:9090"
 
 
-def ephemeral():
-    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.monitoring")), key=os.path.getmtime)
-    if not found:
-        raise SystemExit("no monitoring scenario: run `molecule converge -s monitoring` first")
-    return found[-1]
+def cache():
+    base = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
+    running = subprocess.run(["docker", "ps", "-q", "--filter", "name=^stack-mon1$"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    if not running:
+        raise SystemExit("no stack scenario: run `molecule converge -s stack` first")
+    return base
 
 
 def client(base):
-    ctx = ssl.create_default_context(cafile=os.path.join(base, "ca", "ca.crt"))
+    ctx = ssl.create_default_context(cafile=os.path.join(base, "pki", "ca.crt"))
     with open(os.path.join(base, "secrets", "monitoring", "basic_auth"), encoding="utf-8") as fh:
         auth = base64.b64encode(f"prometheus:{fh.read().split()[0]}".encode()).decode()
 
@@ -80,16 +82,18 @@ def wait(get, predicate, timeout=180):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--redis", default="stack-redis3", help="the Redis host stopped: pick a replica")
     args = parser.parse_args()
-    get = client(ephemeral())
+    get = client(cache())
+    host = args.redis
     scrape_table(get)
     interval = get("/api/v1/status/config")["yaml"].split("scrape_interval:")[1].split()[0]
     print(f"\nscrape/evaluation interval {interval}; RedisDown has `for: 1m` (pending first)")
     for trial in range(1, args.trials + 1):
-        subprocess.run(["docker", "exec", "mon-redis", "systemctl", "stop", "redis-server"], check=True)
-        pending = wait(get, lambda: alert_state(get, "RedisDown", "mon-redis") in ("pending", "firing"))
-        subprocess.run(["docker", "exec", "mon-redis", "systemctl", "start", "redis-server"], check=True)
-        cleared = wait(get, lambda: alert_state(get, "RedisDown", "mon-redis") is None)
+        subprocess.run(["docker", "exec", host, "systemctl", "stop", "redis-server"], check=True)
+        pending = wait(get, lambda: alert_state(get, "RedisDown", host) in ("pending", "firing"))
+        subprocess.run(["docker", "exec", host, "systemctl", "start", "redis-server"], check=True)
+        cleared = wait(get, lambda: alert_state(get, "RedisDown", host) is None)
         print(f"trial {trial}: RedisDown pending {pending:5.1f} s after stop; cleared {cleared:5.1f} s after start")
 
 

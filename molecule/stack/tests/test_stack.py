@@ -1,8 +1,11 @@
 """The whole stack, used from a client host as users use it.
 
 The client is in no tier group: it reaches the stack through nginx (443, 80) and nothing
-else. The last tests rerun the site playbook in check/diff mode with -v on the converged
-stack: nothing may change and no secret may appear in that output.
+else. The first test proves the converge ran the collection installed from its tarball (the
+scenario's prepare builds and installs it). Monitoring is verified in test_monitoring.py, which
+pytest runs first. The last test reruns the site playbook in check/diff mode with -v on the
+converged stack: nothing may change and no secret may appear in that output. Shared helpers:
+stackutil.py.
 """
 
 # ruff: noqa: S310 (https URLs to the scenario's hosts only)
@@ -10,89 +13,41 @@ import glob
 import json
 import os
 import re
-import shlex
 import subprocess
-import time
 import uuid
 
 import pytest
-import testinfra
-import yaml
+from stackutil import (CLIENT, PROJECT, SECRETS, fetch, host, patroni_members, playbook, recap_changed,
+                       streaming_replicas)
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
 LB = "172.30.28.10"
-CLIENT = "stack-client"
-CACHE = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
-SECRETS = os.path.join(CACHE, "secrets")
-CA = "/etc/hardened-stack/pki/ca.crt"
 INTERNAL = {"postgresql": ("172.30.28.31", 5432), "patroni": ("172.30.28.31", 8008),
             "etcd": ("172.30.28.31", 2379), "redis": ("172.30.28.41", 6379),
             "sentinel": ("172.30.28.41", 26379), "pg_write": (LB, 5000),
             "node_exporter": ("172.30.28.31", 9100), "app": ("172.30.28.21", 8000)}
 
 
-def _instances():
-    with open(INVENTORY, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["all"]["hosts"]
+def curl(path, method="GET", scheme="https", *, on=CLIENT, address=LB):
+    """(status, body) of a request from a host (the client by default) to the load balancer."""
+    url = f"{scheme}://{address}{path}"
+    return fetch([url], on=on, method=method)[url]
 
 
-INSTANCES = _instances()
-SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
-
-
-def host(name):
-    """A host over SSH with the connection Molecule wrote (the linked lab group_vars hold
-    templated connection settings that testinfra's ansible backend would not render)."""
-    inst = INSTANCES[name]
-    return testinfra.get_host(f"ssh://{inst['ansible_user']}@{inst['ansible_host']}",
-                              ssh_identity_file=inst["ansible_private_key_file"], sudo=True,
-                              ssh_extra_args=SSH_ARGS)
-
-
-# The hosts carry python3, not necessarily curl: requests are made with python3's urllib.
-PROBE = """import ssl, sys, urllib.error, urllib.request
-import base64
-url, method = sys.argv[1], sys.argv[2]
-ctx = ssl.create_default_context(cafile=sys.argv[3])
-auth = sys.stdin.read().strip()
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args):
-        return None
-opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
-try:
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    if auth:
-        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    with opener.open(req, timeout=10) as r:
-        code, body = r.status, r.read().decode()
-except urllib.error.HTTPError as e:
-    code, body = e.code, e.read().decode()
-print(code)
-print(body)
-"""
-
-
-def curl(path, method="GET", scheme="https", *, on=CLIENT, address=LB, auth=""):
-    """(status, body) of a request from a host (the client by default) to the load balancer.
-    Basic-auth credentials travel on stdin, never on a command line."""
-    out = host(on).run(f"printf '%s' {shlex.quote(auth)} | python3 -c {shlex.quote(PROBE)} "
-                       f"{scheme}://{address}{path} {method} {CA}")
-    assert out.rc == 0, out.stderr
-    code, body = (out.stdout.split("\n", 1) + [""])[:2]
-    return code.strip(), body
-
-
-def playbook(*args):
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO, "converge.yml"), *args],
-                         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=2400, check=False)
-    return res.returncode, res.stdout + res.stderr
-
-
-def recap_changed(out):
-    return sum(int(n) for n in re.findall(r"changed=(\d+)", out.split("PLAY RECAP")[-1]))
+def test_the_converge_used_the_collection_installed_from_its_tarball():
+    """prepare built the tarball and installed it into the ephemeral directory, first on the
+    scenario's collections path: hardened.stack resolves there, not to the checkout link."""
+    installed = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "collections")
+    assert os.environ["ANSIBLE_COLLECTIONS_PATH"].split(":")[0] == installed
+    res = subprocess.run(["ansible-galaxy", "collection", "list", "hardened.stack"], cwd=PROJECT,
+                         env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    sections = re.findall(r"^# (\S+)\n(.*?)(?=^# |\Z)", res.stdout, re.M | re.S)
+    holding = [path for path, body in sections if re.search(r"^hardened\.stack\s", body, re.M)]
+    assert holding and holding[0] == os.path.join(installed, "ansible_collections"), res.stdout
+    tree = os.path.join(holding[0], "hardened", "stack")
+    assert not os.path.islink(tree) and os.path.isfile(os.path.join(tree, "MANIFEST.json")), tree
+    assert not {"molecule", "tests", "lab", ".venv", ".build"} & set(os.listdir(tree)), os.listdir(tree)
 
 
 def test_health_through_the_load_balancer_reports_database_and_cache_ok():
@@ -141,44 +96,9 @@ def test_app_server_reaches_its_database_and_cache_directly_only_as_the_port_map
 
 
 def test_one_patroni_leader_two_streaming_replicas():
-    status, body = curl("/cluster", on="stack-pg1", address="172.30.28.31:8008")
-    assert status == "200", body
-    members = json.loads(body)["members"]
+    members = patroni_members()
     assert [m["role"] for m in members].count("leader") == 1, members
-    # Patroni 3.0 (Debian 12) reports a streaming replica as "running", later ones "streaming".
-    replicas = [m for m in members if m["role"] in ("replica", "sync_standby")
-                and m["state"] in ("running", "streaming") and m.get("lag", 0) != "unknown"]
-    assert len(replicas) == 2, members
-
-
-def prometheus(path):
-    with open(os.path.join(SECRETS, "monitoring", "basic_auth"), encoding="utf-8") as fh:
-        password = fh.read().split(" salt=")[0].strip()
-    status, body = curl(path, on="stack-mon1", address="172.30.28.50:9090", auth=f"prometheus:{password}")
-    assert status == "200", body
-    return json.loads(body)["data"]
-
-
-def test_prometheus_scrapes_every_component_and_every_target_is_up():
-    deadline = time.time() + 90
-    while True:
-        targets = prometheus("/api/v1/targets?state=active")["activeTargets"]
-        down = [(t["labels"].get("job"), t["labels"].get("instance"), t.get("lastError")) for t in targets
-                if t["health"] != "up"]
-        if not down or time.time() > deadline:
-            break
-        time.sleep(5)
-    jobs = {t["labels"].get("job") for t in targets}
-    assert {"node", "postgres", "redis", "nginx", "patroni", "etcd"} <= jobs, jobs
-    # Every host of the stack has its node exporter scraped (the client included).
-    assert sum(1 for t in targets if t["labels"].get("job") == "node") == 11
-    assert not down, down
-
-
-def test_exporters_refuse_the_client():
-    for address, port in (("172.30.28.31", 9187), ("172.30.28.10", 9113), ("172.30.28.41", 9121)):
-        res = host(CLIENT).run(f"timeout 4 bash -c 'echo > /dev/tcp/{address}/{port}'")
-        assert res.rc != 0, f"{address}:{port} answered the client"
+    assert len(streaming_replicas(members)) == 2, members
 
 
 def secrets():

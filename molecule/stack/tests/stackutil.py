@@ -1,0 +1,182 @@
+"""Helpers shared by the stack scenario's verifiers (test_stack.py, test_monitoring.py).
+
+Hosts are reached over SSH with the connection Molecule wrote; requests are made with the
+hosts' python3 (they carry no curl), basic-auth credentials travel on stdin, never on a
+command line; playbook() reruns the scenario's converge (the site playbook) with the
+scenario's environment, so from the collection installed from its tarball.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+
+import testinfra
+import yaml
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+CACHE = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
+# The lab group_vars (linked into the scenario) keep generated passwords here.
+SECRETS = os.path.join(CACHE, "secrets")
+CA = "/etc/hardened-stack/pki/ca.crt"
+CLIENT = "stack-client"
+MON = "stack-mon1"
+SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+
+
+def _instances():
+    with open(INVENTORY, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["all"]["hosts"]
+
+
+def _platforms():
+    with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as fh:
+        return {p["name"]: p for p in yaml.safe_load(fh)["platforms"]}
+
+
+INSTANCES = _instances()
+PLATFORMS = _platforms()
+ADDR = {name: p["address"] for name, p in PLATFORMS.items()}
+
+
+def in_group(group):
+    return sorted(name for name, p in PLATFORMS.items() if group in p["groups"])
+
+
+# The port map (roles/_common/defaults/main.yml): ports are never re-declared here.
+with open(os.path.join(PROJECT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as _fh:
+    PORT_MAP = yaml.safe_load(_fh)["_common_port_map_defaults"]
+
+
+def host(name):
+    """A host over SSH with the connection Molecule wrote (the linked lab group_vars hold
+    templated connection settings that testinfra's ansible backend would not render)."""
+    inst = INSTANCES[name]
+    return testinfra.get_host(f"ssh://{inst['ansible_user']}@{inst['ansible_host']}",
+                              ssh_identity_file=inst["ansible_private_key_file"], sudo=True,
+                              ssh_extra_args=SSH_ARGS)
+
+
+# Requests with python3's urllib, several URLs at once (a filtered port costs its timeout
+# once, not once per URL). Prints {url: [status, body]}; status "000" = no HTTP answer
+# (refused, filtered, TLS handshake failed), the body then names the error.
+PROBE = """import base64, json, ssl, sys, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+method, cafile, cert, key, timeout = sys.argv[1:6]
+urls = sys.argv[6:]
+auth = sys.stdin.read().strip()
+ctx = ssl.create_default_context(cafile=cafile)
+if cert:
+    ctx.load_cert_chain(cert, key)
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPSHandler(context=ctx))
+def get(url):
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with opener.open(req, timeout=float(timeout)) as r:
+            return [str(r.status), r.read().decode()]
+    except urllib.error.HTTPError as e:
+        return [str(e.code), e.read().decode()]
+    except Exception as e:
+        return ["000", type(e).__name__ + ": " + str(e)]
+with ThreadPoolExecutor(max_workers=16) as pool:
+    print(json.dumps(dict(zip(urls, pool.map(get, urls)))))
+"""
+
+
+def fetch(urls, *, on, method="GET", auth="", cert="", key="", timeout=10):
+    """{url: (status, body)} of requests made from host ``on``."""
+    cmd = (f"printf '%s' {shlex.quote(auth)} | python3 -c {shlex.quote(PROBE)} {method} {CA} "
+           f"{shlex.quote(cert)} {shlex.quote(key)} {timeout} " + " ".join(shlex.quote(u) for u in urls))
+    out = host(on).run(cmd)
+    assert out.rc == 0, out.stderr
+    return {url: tuple(res) for url, res in json.loads(out.stdout).items()}
+
+
+def request(url, **kw):
+    """(status, body) of one request (see fetch)."""
+    return fetch([url], **kw)[url]
+
+
+def password():
+    """The basic-auth password of Prometheus' scrapes and web API (generated on the controller)."""
+    with open(os.path.join(SECRETS, "monitoring", "basic_auth"), encoding="utf-8") as fh:
+        return fh.read().split(" salt=")[0].strip()
+
+
+def credentials():
+    return f"prometheus:{password()}"
+
+
+PROM = f"https://{ADDR[MON]}:{PORT_MAP['prometheus']['port']}"
+
+
+def prometheus(path):
+    """The ``data`` of a Prometheus API answer, asked from the monitoring host."""
+    status, body = request(f"{PROM}{path}", on=MON, auth=credentials())
+    assert status == "200", body
+    return json.loads(body)["data"]
+
+
+def wait_for(check, timeout=120, step=3):
+    """Poll ``check`` until it returns True; fail with its last answer."""
+    end = time.time() + timeout
+    last = None
+    while time.time() < end:
+        last = check()
+        if last is True:
+            return
+        time.sleep(step)
+    raise AssertionError(f"condition not met in {timeout} s: {last}")
+
+
+def patroni_members():
+    """Patroni's view of the cluster, from the first member whose REST API answers (asked
+    from stack-pg1: a member whose Patroni is stopped does not answer)."""
+    port = PORT_MAP["patroni_api"]["port"]
+    answers = fetch([f"https://{ADDR[name]}:{port}/cluster" for name in in_group("postgres")], on="stack-pg1")
+    for status, body in answers.values():
+        if status == "200":
+            return json.loads(body)["members"]
+    raise AssertionError(f"no Patroni REST API answered: {answers}")
+
+
+def member_host(member):
+    """The scenario host of a Patroni member (its name, else its address)."""
+    if member["name"] in ADDR:
+        return member["name"]
+    return {address: name for name, address in ADDR.items()}[member["host"]]
+
+
+def streaming_replicas(members):
+    # Patroni 3.0 (Debian 12) reports a streaming replica as "running", later ones "streaming".
+    return [m for m in members if m["role"] in ("replica", "sync_standby")
+            and m["state"] in ("running", "streaming") and m.get("lag", 0) != "unknown"]
+
+
+def playbook(*args, timeout=2400):
+    """Rerun the scenario's converge (the site playbook) with the scenario's environment."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, os.path.join(SCENARIO, "converge.yml"), *args],
+                         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return res.returncode, res.stdout + res.stderr
+
+
+def recap(out):
+    """{host: {ok: n, changed: n, failed: n, …}} from the PLAY RECAP of ``out``."""
+    rows = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
+        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return rows
+
+
+def recap_changed(out):
+    return sum(row.get("changed", 0) for row in recap(out).values())
