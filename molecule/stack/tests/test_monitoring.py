@@ -98,7 +98,8 @@ def test_outsider_gets_no_metrics():
 def test_exporters_serve_tls_only():
     urls = [url(name, exporter, scheme="http") for name, exporter in
             (("stack-pg1", "node"), ("stack-pg1", "postgres"), ("stack-lb1", "nginx"), ("stack-redis1", "redis"))]
-    got = {u: r[0] for u, r in fetch(urls, on=MON, auth=credentials()).items()}
+    # No credentials: they would cross the network in clear text.
+    got = {u: r[0] for u, r in fetch(urls, on=MON).items()}
     assert {u: s for u, s in got.items() if s not in ("400", "000")} == {}, got
 
 
