@@ -8,10 +8,10 @@ Tests run in file order and share the cluster.
 """
 
 # ruff: noqa: S608 (SQL built from integers generated here)
+import functools
 import json
 import os
-import re
-import subprocess
+import sys
 import time
 
 import pytest
@@ -21,6 +21,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 PLAYBOOKS = os.path.join(PROJECT, "playbooks")
 MEMBERS = ["backup-pg-1", "backup-pg-2"]
 REPO = "backup-repo"
@@ -32,21 +34,8 @@ def host(name):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
 
 
-def playbook(*args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, *args], cwd=SCENARIO, env=env,
-                         capture_output=True, text=True, timeout=1200, check=False)
-    return res.returncode, res.stdout + res.stderr
-
-
-def recap(out):
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
+playbook = functools.partial(verifier.playbook, cwd=SCENARIO, timeout=1200)
+recap = verifier.recap
 
 
 def leader():

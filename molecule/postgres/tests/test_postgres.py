@@ -6,12 +6,14 @@ leader, the rerun tests then prove that converge leaves the new leader alone.
 """
 
 # ruff: noqa: S608, S310 (SQL from uuid tokens in tests; https URLs to the lab hosts only)
+import functools
 import json
 import os
 import re
 import shlex
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +26,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 SECRETS = os.path.join(EPHEMERAL, "secrets", "postgres")
 CA = os.path.join(EPHEMERAL, "ca", "ca.crt")
 NODES = {"pg-1": "172.30.25.11", "pg-2": "172.30.25.12", "pg-3": "172.30.25.13"}
@@ -93,21 +97,8 @@ def local_sql(node, sql, db="appdb"):
     return host(node).run(f"cd /tmp && sudo -u postgres psql -XAtqd {db} -c \"{sql}\"")
 
 
-def playbook(*args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, *args], cwd=SCENARIO, env=env,
-                         capture_output=True, text=True, timeout=1200, check=False)
-    return res.returncode, res.stdout + res.stderr
-
-
-def recap(out):
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
+playbook = functools.partial(verifier.playbook, cwd=SCENARIO, timeout=1200)
+recap = verifier.recap
 
 
 def endpoint_server(port=WRITE, user="app"):

@@ -4,9 +4,9 @@ Tests run in file order and share the cluster: the failover tests move the maste
 tests then prove that converge leaves the new topology alone.
 """
 
+import functools
 import os
-import re
-import subprocess
+import sys
 import time
 
 import pytest
@@ -16,6 +16,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 SECRETS = os.path.join(EPHEMERAL, "secrets", "redis")
 NODES = {"redis-1": "172.30.26.11", "redis-2": "172.30.26.12", "redis-3": "172.30.26.13"}
 CLIENT = "redis-client"
@@ -60,22 +62,8 @@ def wait(predicate, timeout=90, step=1.0):
     return predicate()
 
 
-def playbook(*args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, *args], cwd=SCENARIO, env=env,
-                         capture_output=True, text=True, timeout=900, check=False)
-    return res.returncode, res.stdout + res.stderr
-
-
-def recap(out):
-    """{host: {ok, changed, failed, ...}} from the PLAY RECAP."""
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
+playbook = functools.partial(verifier.playbook, cwd=SCENARIO, timeout=900)
+recap = verifier.recap
 
 
 def changed_tasks(out):
