@@ -44,6 +44,19 @@ def firewall_ruleset(port_map, host, groups, hostvars, options=None):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def firewall_sources(service, port_map, groups, hostvars, host_addresses=None):
+    """Networks that may connect to the port map ``service`` (``["any"]`` or ``/32``/``/128``
+    per address of its ``from`` hosts), exactly as the firewall admits them: for services that
+    check the client address a second time (nginx ``allow``). The service comes first so that
+    ``map('hardened.stack.firewall_sources', …)`` works on a list of services."""
+    overrides = host_addresses or {}
+    try:
+        hosts = fr.sources_hosts(port_map, service, groups)
+        return fr.sources(port_map, service, groups, firewall_addresses(hostvars, hosts, overrides))
+    except fr.FirewallError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 def firewall_admits(ruleset, address, port, protocol="tcp"):
     """True when the computed ``ruleset`` accepts a new connection from ``address`` to ``port``."""
     try:
@@ -58,4 +71,5 @@ class FilterModule(object):
             "firewall_ruleset": firewall_ruleset,
             "firewall_addresses": firewall_addresses,
             "firewall_admits": firewall_admits,
+            "firewall_sources": firewall_sources,
         }

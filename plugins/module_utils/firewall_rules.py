@@ -321,6 +321,45 @@ def compute(port_map, host, groups, addresses, options=None):
     return out
 
 
+def sources_hosts(port_map, service, groups):
+    """Inventory hosts of the ``from`` groups of the port map ``service`` (none for ``any``)."""
+    try:
+        pmap = pm.validate(port_map, groups)
+    except pm.PortMapError as exc:
+        raise FirewallError(str(exc))
+    if service not in pmap:
+        raise FirewallError("the port map has no entry %r" % service)
+    return _sources(pmap[service]["from"], groups, "port map entry '%s'" % service)
+
+
+def sources(port_map, service, groups, addresses):
+    """Source networks the firewall admits to ``service``, for a second gate in the service
+    itself (e.g. nginx ``allow``): ``["any"]`` when the port map opens it to the world, else
+    one ``/32`` or ``/128`` per address of every host of its ``from`` groups (the addresses
+    :func:`compute` uses). Raise :class:`FirewallError` on bad input."""
+    try:
+        pmap = pm.validate(port_map, groups)
+    except pm.PortMapError as exc:
+        raise FirewallError(str(exc))
+    if service not in pmap:
+        raise FirewallError("the port map has no entry %r" % service)
+    entry = pmap[service]
+    if pm.ANY in entry["from"]:
+        return [pm.ANY]
+    out = []
+    for src in _sources(entry["from"], groups, "port map entry '%s'" % service):
+        found = addresses.get(src) or {}
+        if not found.get("ipv4") and not found.get("ipv6"):
+            raise FirewallError("host %r has no known address (set ansible_host to an IP address, "
+                                "gather its facts, or list it in firewall_host_addresses)" % src)
+        for family, mask in (("ipv4", 32), ("ipv6", 128)):
+            for address in found.get(family, []):
+                net = "%s/%d" % (address, mask)
+                if net not in out:
+                    out.append(net)
+    return out
+
+
 def admits(desired, address, port, protocol="tcp", chain=CHAIN):
     """Would ``desired`` (one host's :func:`compute` result) accept a new connection from
     ``address`` to ``port``? Reads the rules this module renders (source, protocol, port)."""

@@ -60,6 +60,10 @@ def test_exporters_only_to_monitoring():
     assert sources("pg1", 9187) == {"10.0.0.50/32"}
     assert sources("lb1", 9100) == {"10.0.0.50/32"}
     assert sources("app1", 9121) == {"10.0.0.50/32"}
+    # mtail on the nginx logs: on the load balancers, from monitoring only.
+    assert sources("lb1", 3903) == {"10.0.0.50/32"}
+    assert sources("lb1", 3903, "ipv6") == {"2001:db8::50/128"}
+    assert sources("pg1", 3903) == set()
 
 
 def test_a_host_in_two_groups_gets_the_services_of_both():
@@ -183,3 +187,28 @@ def test_filter_reads_hostvars_and_reports_errors():
         flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, hostvars, {"host_addresses": {"ghost": ["10.0.0.1"]}})
     with pytest.raises(AnsibleFilterError, match="10.0.0.300/24"):
         flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, hostvars, {"ssh_allow": ["10.0.0.300/24"]})
+
+
+def test_sources_give_the_services_own_gate_the_firewalls_networks():
+    # nginx in front of mtail allows exactly what the firewall admits to nginx_log_exporter.
+    assert fr.sources(PORT_MAP, "nginx_log_exporter", GROUPS, ADDR) == ["10.0.0.50/32", "2001:db8::50/128"]
+    assert fr.sources_hosts(PORT_MAP, "nginx_log_exporter", GROUPS) == ["mon1"]
+    ruleset = fr.compute(PORT_MAP, "lb1", GROUPS, ADDR)
+    for net in fr.sources(PORT_MAP, "nginx_log_exporter", GROUPS, ADDR):
+        assert fr.admits(ruleset, net.split("/")[0], 3903)
+    assert not fr.admits(ruleset, "10.0.0.21", 3903)      # app1: not monitoring
+    assert fr.sources(PORT_MAP, "https", GROUPS, ADDR) == ["any"]
+    with pytest.raises(fr.FirewallError, match="no entry 'nope'"):
+        fr.sources(PORT_MAP, "nope", GROUPS, ADDR)
+    with pytest.raises(fr.FirewallError, match="'mon1' has no known address"):
+        fr.sources(PORT_MAP, "nginx_log_exporter", GROUPS, dict(ADDR, mon1={"ipv4": [], "ipv6": []}))
+
+
+def test_sources_filter_reads_hostvars_and_overrides():
+    hostvars = {h: {"ansible_host": a["ipv4"][0]} for h, a in ADDR.items()}
+    assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, hostvars) == ["10.0.0.50/32"]
+    assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, hostvars,
+                                {"mon1": ["10.0.5.5", "10.0.5.6"]}) == ["10.0.5.5/32", "10.0.5.6/32"]
+    with pytest.raises(AnsibleFilterError, match="mon1"):
+        flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS,
+                             dict(hostvars, mon1={"ansible_host": "mon.example"}))
