@@ -26,6 +26,7 @@ EXPORTERS = {
     "postgres": "postgres_exporter",
     "redis": "redis_exporter",
     "nginx": "nginx_exporter",
+    "nginx_log": "nginx_log_exporter",
 }
 
 # Scrape jobs, in the order they appear in prometheus.yml. ``auth``: basic = username +
@@ -37,6 +38,9 @@ JOBS = (
     ("postgres", {"service": "postgres_exporter", "path": "/metrics", "auth": "basic"}),
     ("redis", {"service": "redis_exporter", "path": "/metrics", "auth": "client_cert"}),
     ("nginx", {"service": "nginx_exporter", "path": "/metrics", "auth": "basic"}),
+    # mtail on the nginx logs (loopback), served by nginx with TLS + basic auth like the nginx
+    # exporter: responses by status class, upstream attempts and failures per peer.
+    ("nginx_log", {"service": "nginx_log_exporter", "path": "/metrics", "auth": "basic"}),
     ("patroni", {"service": "patroni_api", "path": "/metrics", "auth": "client_cert"}),
     ("etcd", {"service": "etcd_client", "path": "/metrics", "auth": "client_cert"}),
     ("prometheus", {"service": "prometheus", "path": "/metrics", "auth": "basic"}),

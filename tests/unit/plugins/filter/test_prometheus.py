@@ -42,7 +42,7 @@ def fixture_port_map():
 def test_exporters_follow_the_port_map(port_map):
     assert pc.exporters_for(port_map, "pg1", GROUPS) == ["node", "postgres"]
     assert pc.exporters_for(port_map, "redis1", GROUPS) == ["node", "redis"]
-    assert pc.exporters_for(port_map, "lb1", GROUPS) == ["nginx", "node"]
+    assert pc.exporters_for(port_map, "lb1", GROUPS) == ["nginx", "nginx_log", "node"]
     assert pc.exporters_for(port_map, "outsider", GROUPS) == ["node"]
 
 
@@ -72,6 +72,11 @@ def test_scrape_jobs_ports_auth_and_labels(port_map):
     assert "basic_auth" not in jobs["redis"] and jobs["redis"]["tls_config"]["cert_file"] == "/crt"
     assert jobs["etcd"]["static_configs"][0]["targets"][0].endswith(":%d" % port_map["etcd_client"]["port"])
     assert jobs["patroni"]["static_configs"][0]["labels"]["role"] == "postgres"
+    # mtail on the nginx logs: its own port map entry, TLS + basic auth through nginx.
+    log = jobs["nginx_log"]
+    assert log["static_configs"][0]["targets"] == ["10.0.0.1:%d" % port_map["nginx_log_exporter"]["port"]]
+    assert log["static_configs"][0]["labels"]["role"] == "loadbalancers"
+    assert log["basic_auth"]["username"] == "prometheus" and "cert_file" not in log["tls_config"]
 
 
 def test_port_override_moves_the_target(port_map):
@@ -83,7 +88,7 @@ def test_port_override_moves_the_target(port_map):
 def test_jobs_without_hosts_are_left_out(port_map):
     groups = dict(GROUPS, redis=[], loadbalancers=[])
     jobs = jobs_by_name(pc.scrape_configs(port_map, groups, HOSTVARS, list(pc.JOB_NAMES), OPTIONS))
-    assert "redis" not in jobs and "nginx" not in jobs and "node" in jobs
+    assert "redis" not in jobs and "nginx" not in jobs and "nginx_log" not in jobs and "node" in jobs
 
 
 def test_unknown_job_and_missing_option_are_refused(port_map):
