@@ -1,6 +1,7 @@
 """Behaviour of the nginx scenario: TLS as a client sees it (sslscan from the client host),
 headers, redirect, rate limit, load balancing and failover between the two backends, limits,
-stub_status on loopback only, the nginx -t gate on a broken site, bad input, check mode.
+stub_status on loopback only, the nginx -t gate on a broken site, bad input, check mode, and the
+response/upstream metrics (mtail on the nginx logs) as the monitoring host scrapes them.
 
 Tests run in file order and share the hosts; each leaves the backends and nginx as it found them.
 """
@@ -13,6 +14,7 @@ import time
 
 import pytest
 import testinfra
+import yaml
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
@@ -22,6 +24,8 @@ LBS = {"nginx-lb1": "172.30.24.10", "nginx-lb2": "172.30.24.11"}
 APPS = ["nginx-app1", "nginx-app2"]
 CLIENT = "nginx-client"
 CLIENT_IP = "172.30.24.30"
+MON = "nginx-mon"
+APP_IPS = {"nginx-app1": "172.30.24.21", "nginx-app2": "172.30.24.22"}
 CA = "/etc/hardened-stack/pki/ca.crt"
 LIVE_SITE = "/etc/nginx/hardened-stack/sites/shop.conf"
 # The role's default security headers (defaults/main.yml) and the scenario's CSP override.
@@ -33,6 +37,16 @@ HEADERS = {
     "permissions-policy": "camera=(), geolocation=(), microphone=(), payment=(), usb=()",
     "content-security-policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
 }
+
+
+def _port_map():
+    with open(os.path.join(PROJECT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["_common_port_map_defaults"]
+
+
+NGINX_EXPORTER_PORT = _port_map()["nginx_exporter"]["port"]
+NGINX_LOG_PORT = _port_map()["nginx_log_exporter"]["port"]
+APP_PORT = _port_map()["app_http"]["port"]
 
 
 def host(name):
@@ -255,7 +269,8 @@ def test_stub_status_on_loopback_only():
         addr, port = local_addr.rsplit(":", 1)
         if not addr.startswith("127.") and addr not in ("[::1]",):
             public.add(int(port))
-    assert public == {22, 80, 443}, listening
+    # ... plus the nginx and nginx_log exporters, served by nginx with TLS + basic auth.
+    assert public == {22, 80, 443, NGINX_EXPORTER_PORT, NGINX_LOG_PORT}, listening
 
 
 # --- the nginx -t gate ---------------------------------------------------------------------
@@ -312,3 +327,124 @@ def test_check_diff_on_converged_hosts_reports_no_change():
     assert rc == 0, out
     rows = recap(out)
     assert rows and all(r["changed"] == 0 for r in rows.values()), rows
+
+
+# --- response and upstream metrics (mtail on the nginx logs) ------------------------------
+
+def scrape_password():
+    with open(os.path.join(EPHEMERAL, "secrets", "monitoring", "basic_auth"), encoding="utf-8") as fh:
+        return fh.read().split()[0]
+
+
+def scrape(lb, port=NGINX_LOG_PORT, source=MON, auth=True):
+    """(HTTP status, body) of GET /metrics on a load balancer's exporter port, over TLS
+    verified against the lab CA, from `source`, with Prometheus' credentials when auth."""
+    cred = f"-u prometheus:{scrape_password()}" if auth else ""
+    res = host(source).run(f"curl -sS --max-time 10 --cacert {CA} {cred} -w '\\n%{{http_code}}' "
+                           f"--resolve {lb}:{port}:{LBS[lb]} https://{lb}:{port}/metrics")
+    assert res.rc == 0, res.stderr
+    body, _sep, code = res.stdout.rpartition("\n")
+    return int(code), body
+
+
+def metric(body, name, **labels):
+    """Sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
+    total = 0.0
+    for m in re.finditer(r"^%s(?:\{([^}]*)\})? (\S+)$" % re.escape(name), body, re.M):
+        have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(m.group(2))
+    return total
+
+
+def wait_metric(lb, name, at_least, timeout=30, **labels):
+    """Scrape until `name{labels}` reaches `at_least`; return the last value."""
+    deadline = time.time() + timeout
+    while True:
+        status, body = scrape(lb)
+        assert status == 200, body
+        value = metric(body, name, **labels)
+        if value >= at_least or time.time() > deadline:
+            return value
+        time.sleep(1)
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_metrics_port_needs_credentials_and_a_monitoring_address(lb):
+    # No credentials: 401 (TLS verified against the lab CA, so this is nginx's front, not mtail).
+    assert scrape(lb, auth=False)[0] == 401
+    assert scrape(lb)[0] == 200
+    # The client host is not in the port map's `from` (monitoring): refused even with the
+    # right credentials (the firewall admits the same addresses only).
+    assert scrape(lb, source=CLIENT)[0] == 403
+    assert scrape(lb, port=NGINX_EXPORTER_PORT, source=CLIENT)[0] == 403
+    status, body = scrape(lb, port=NGINX_EXPORTER_PORT)
+    assert status == 200 and "nginx_up 1" in body, body[:500]
+    # mtail itself listens on loopback only (nginx holds the private address), as user mtail.
+    lbh = host(lb)
+    local = {line.split()[3] for line in lbh.run("ss -Hltn").stdout.splitlines() if line.strip()}
+    assert f"127.0.0.1:{NGINX_LOG_PORT}" in local and f"{LBS[lb]}:{NGINX_LOG_PORT}" in local, local
+    assert f"0.0.0.0:{NGINX_LOG_PORT}" not in local and f"*:{NGINX_LOG_PORT}" not in local, local
+    pid = lbh.run("systemctl show -p MainPID --value mtail.service").stdout.strip()
+    assert lbh.run(f"ps -o user= -p {pid}").stdout.strip() == "mtail"
+    assert "hardened-stack-nginx.mtail" in lbh.run("ls /etc/mtail").stdout
+
+
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_requests_through_the_lb_raise_the_2xx_counter(lb):
+    _status, body = scrape(lb)
+    before = metric(body, "hardened_nginx_responses_total", status_class="2xx")
+    hist_before = metric(body, "hardened_nginx_request_duration_seconds_count")
+    for _i in range(5):
+        assert curl(lb, "/")[0] == 200
+    after = wait_metric(lb, "hardened_nginx_responses_total", before + 5, status_class="2xx")
+    assert after >= before + 5, (before, after)
+    _status, body = scrape(lb)
+    assert metric(body, "hardened_nginx_request_duration_seconds_count") >= hist_before + 5
+    # Every observation lands in a bucket (+Inf equals the count).
+    assert metric(body, "hardened_nginx_request_duration_seconds_bucket", le="+Inf") == \
+        metric(body, "hardened_nginx_request_duration_seconds_count")
+    # Each attempt is counted per peer of the upstream group.
+    assert metric(body, "hardened_nginx_upstream_responses_total", upstream="hs_shop", status_class="2xx") >= 5
+    # No prog label on the collection's metrics (mtail's own mtail_* metrics keep theirs).
+    assert not re.search(r"^hardened_nginx_\S*prog=", body, re.M)
+
+
+def test_stopped_backends_raise_5xx_and_upstream_failure_counters():
+    lb = "nginx-lb1"
+    app1 = f"{APP_IPS['nginx-app1']}:{APP_PORT}"
+    _status, body = scrape(lb)
+    failed_before = metric(body, "hardened_nginx_upstream_responses_total", peer=app1, status_class="5xx")
+    connect_before = metric(body, "hardened_nginx_upstream_failures_total", peer=app1, reason="connect")
+    fivexx_before = metric(body, "hardened_nginx_responses_total", status_class="5xx")
+    unavailable_before = metric(body, "hardened_nginx_upstream_unavailable_total", upstream="hs_shop")
+    disabled_before = metric(body, "hardened_nginx_upstream_peer_disabled_total", peer=app1)
+    try:
+        # One backend stopped: clients still get 200 (the next peer answers), but every attempt
+        # on the stopped peer is a 502 and a refused connection.
+        host("nginx-app1").run("systemctl stop hs-backend.service")
+        codes = [curl(lb, "/")[0] for _i in range(8)]
+        assert codes == [200] * 8, codes
+        assert wait_metric(lb, "hardened_nginx_upstream_responses_total", failed_before + 1,
+                           peer=app1, status_class="5xx") >= failed_before + 1
+        assert wait_metric(lb, "hardened_nginx_upstream_failures_total", connect_before + 1,
+                           peer=app1, reason="connect") >= connect_before + 1
+        # max_fails reached: nginx logs (warn) that it stops sending to the peer for fail_timeout.
+        assert wait_metric(lb, "hardened_nginx_upstream_peer_disabled_total", disabled_before + 1,
+                           peer=app1) >= disabled_before + 1
+        # Both stopped: 502 to the client, then no live peer at all.
+        host("nginx-app2").run("systemctl stop hs-backend.service")
+        codes = [curl(lb, "/")[0] for _i in range(8)]
+        assert set(codes) == {502}, codes
+        assert wait_metric(lb, "hardened_nginx_responses_total", fivexx_before + 8,
+                           status_class="5xx") >= fivexx_before + 8
+        assert wait_metric(lb, "hardened_nginx_upstream_unavailable_total", unavailable_before + 1,
+                           upstream="hs_shop") >= unavailable_before + 1
+    finally:
+        for app in APPS:
+            host(app).run("systemctl start hs-backend.service")
+    # fail_timeout (10 s) passes and the peers are back.
+    deadline = time.time() + 30
+    while time.time() < deadline and curl(lb, "/")[0] != 200:
+        time.sleep(1)
+    assert curl(lb, "/")[0] == 200
