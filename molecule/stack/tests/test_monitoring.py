@@ -56,7 +56,10 @@ def test_every_target_is_up():
         down = {f"{job}/{inst}": t.get("lastError") for (job, inst), t in seen.items() if t["health"] != "up"}
         return True if not missing and not down else {"missing": sorted(missing), "down": down}
     wait_for(check, timeout=150, step=5)
-    nodes = {r["metric"]["instance"] for r in prometheus("/api/v1/query?query=up%7Bjob%3D%22node%22%7D")["result"]}
+    # Scraped: exactly the stack's hosts (the active targets, not series a previous
+    # configuration left in the database, such as Debian's default localhost:9100).
+    targets = prometheus("/api/v1/targets?state=active")["activeTargets"]
+    nodes = {t["labels"]["instance"] for t in targets if t["labels"].get("job") == "node"}
     assert nodes == set(ADDR), nodes
 
 
