@@ -195,7 +195,7 @@ def test_sources_give_the_services_own_gate_the_firewalls_networks():
     assert fr.sources_hosts(PORT_MAP, "nginx_log_exporter", GROUPS) == ["mon1"]
     ruleset = fr.compute(PORT_MAP, "lb1", GROUPS, ADDR)
     for net in fr.sources(PORT_MAP, "nginx_log_exporter", GROUPS, ADDR):
-        assert fr.admits(ruleset, net.split("/")[0], 3903)
+        assert fr.admits(ruleset, net.split("/", maxsplit=1)[0], 3903)
     assert not fr.admits(ruleset, "10.0.0.21", 3903)      # app1: not monitoring
     assert fr.sources(PORT_MAP, "https", GROUPS, ADDR) == ["any"]
     with pytest.raises(fr.FirewallError, match="no entry 'nope'"):
