@@ -109,9 +109,9 @@ def fetch(urls, *, on, method="GET", auth="", cert="", key="", timeout=10):
     return {url: tuple(r) for url, r in json.loads(res.stdout).items()}
 
 
-def request(url, **kw):
+def request(url, *, on, **kw):
     """(status, body) of one request (see fetch)."""
-    return fetch([url], **kw)[url]
+    return fetch([url], on=on, **kw)[url]
 
 
 def password():

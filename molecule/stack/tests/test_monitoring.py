@@ -73,7 +73,7 @@ def test_targets_carry_cluster_and_role_labels(job, role):
 
 def test_basic_auth_exporters_refuse_without_credentials():
     urls = [url(name, exporter) for name, exporter in ALL_EXPORTERS if exporter != "redis"]
-    user, _, right = credentials().partition(":")
+    user, _sep, right = credentials().partition(":")
     for auth, want in (("", "401"), (f"{user}:wrong-password", "401"), (f"{user}:{right}", "200")):
         got = {u: status for u, (status, _body) in fetch(urls, on=MON, auth=auth).items()}
         assert {u: s for u, s in got.items() if s != want} == {}, (want, got)
