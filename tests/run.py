@@ -227,9 +227,11 @@ def stage_promtool() -> int:
 # Scenarios that `make test` does not run yet, each with the reason, printed in every run
 # (never skipped silently). Run one with `make molecule SCENARIO=<name>`.
 NOT_YET_IN_SUITE = {
-    "stack": "its verifier passed on a converged lab topology, but a from-scratch "
-             "`molecule test -s stack` after the last integration fix (firewall parent "
-             "directories under a 027 umask) has not completed yet",
+    "stack": "one from-scratch `molecule test -s stack` (12 hosts, monitoring merged in) took "
+             "102 min on this 2-core machine at load 20-35: converge 53, idempotence 19 (0 changed), "
+             "verify 29 (42 of 43 passed; the bad-Alertmanager-input test expected the wrong words "
+             "and passes since). Added to make test it could exceed CI's 90 minutes: a quiet-machine "
+             "measurement and a slimmer sequence come first",
 }
 LONGEST_FIRST = ["stack", "postgres", "backup", "redis", "nginx", "firewall", "baseline", "app", "pki"]
 
