@@ -36,7 +36,12 @@ EXPORTERS = {
 JOBS = (
     ("node", {"service": "node_exporter", "path": "/metrics", "auth": "basic"}),
     ("postgres", {"service": "postgres_exporter", "path": "/metrics", "auth": "basic"}),
-    ("redis", {"service": "redis_exporter", "path": "/metrics", "auth": "client_cert"}),
+    # redis_exporter labels redis_instance_info with role=master|slave; the target's own
+    # `role` label (the inventory groups) wins and Prometheus renames the exporter's to
+    # exported_role, so it is kept as redis_role (what the Redis alerts read).
+    ("redis", {"service": "redis_exporter", "path": "/metrics", "auth": "client_cert",
+               "metric_relabel": ({"source_labels": ["exported_role"], "target_label": "redis_role"},
+                                  {"regex": "exported_role", "action": "labeldrop"})}),
     ("nginx", {"service": "nginx_exporter", "path": "/metrics", "auth": "basic"}),
     # mtail on the nginx logs (loopback), served by nginx with TLS + basic auth like the nginx
     # exporter: responses by status class, upstream attempts and failures per peer.
@@ -148,6 +153,8 @@ def scrape_configs(port_map, groups, hostvars, jobs, options):
         if job["auth"] == "basic":
             config["basic_auth"] = {"username": options["username"],
                                     "password_file": options["password_file"]}
+        if job.get("metric_relabel"):
+            config["metric_relabel_configs"] = [dict(rule) for rule in job["metric_relabel"]]
         for key in ("scrape_interval", "scrape_timeout"):
             if options.get(key):
                 config[key] = options[key]

@@ -79,6 +79,20 @@ def test_scrape_jobs_ports_auth_and_labels(port_map):
     assert log["basic_auth"]["username"] == "prometheus" and "cert_file" not in log["tls_config"]
 
 
+def test_redis_role_survives_the_target_role_label(port_map):
+    """The exporter's role=master|slave would be renamed exported_role behind the target's
+    role label; the redis job keeps it as redis_role, which the Redis alerts read."""
+    jobs = jobs_by_name(pc.scrape_configs(port_map, GROUPS, HOSTVARS, list(pc.JOB_NAMES), OPTIONS))
+    assert jobs["redis"]["metric_relabel_configs"] == [
+        {"source_labels": ["exported_role"], "target_label": "redis_role"},
+        {"regex": "exported_role", "action": "labeldrop"}]
+    assert all("metric_relabel_configs" not in job for name, job in jobs.items() if name != "redis")
+    with open(os.path.join(os.path.dirname(__file__), *[".."] * 4, "roles", "prometheus", "files", "rules",
+                           "redis.yml"), encoding="utf-8") as fh:
+        rules = fh.read()
+    assert 'redis_role="master"' in rules and '{role="master"}' not in rules
+
+
 def test_port_override_moves_the_target(port_map):
     port_map["postgres_exporter"]["port"] = 19187
     jobs = jobs_by_name(pc.scrape_configs(port_map, GROUPS, HOSTVARS, ["postgres"], OPTIONS))
