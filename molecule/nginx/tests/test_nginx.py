@@ -7,9 +7,10 @@ Tests run in file order and share the hosts; each leaves the backends and nginx 
 """
 
 import json
+import functools
 import os
 import re
-import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +21,8 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 LBS = {"nginx-lb1": "172.30.24.10", "nginx-lb2": "172.30.24.11"}
 APPS = ["nginx-app1", "nginx-app2"]
 CLIENT = "nginx-client"
@@ -83,21 +86,8 @@ def burst(lb, path, count, parallel=True):
     return [int(c) for c in res.stdout.split()]
 
 
-def playbook(name, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(EPHEMERAL, "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
-    res = subprocess.run(["ansible-playbook", "-i", INVENTORY, name, *args], cwd=SCENARIO, env=env,
-                         capture_output=True, text=True, timeout=900, check=False)
-    return res.returncode, res.stdout + res.stderr
-
-
-def recap(out):
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
+playbook = functools.partial(verifier.playbook, cwd=SCENARIO, timeout=900)
+recap = verifier.recap
 
 
 def sslscan(lb):

@@ -8,9 +8,9 @@ scenario's environment, so from the collection installed from its tarball.
 
 import json
 import os
-import re
 import shlex
 import subprocess
+import sys
 import time
 
 import testinfra
@@ -19,6 +19,8 @@ import yaml
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 CACHE = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
 # The lab group_vars (linked into the scenario) keep generated passwords here.
 SECRETS = os.path.join(CACHE, "secrets")
@@ -178,13 +180,6 @@ def playbook(*args, timeout=2400):
     return res.returncode, res.stdout + res.stderr
 
 
-def recap(out):
-    """{host: {ok: n, changed: n, failed: n, …}} from the PLAY RECAP of ``out``."""
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.split("PLAY RECAP")[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
+recap = verifier.recap
+recap_changed = verifier.recap_changed
 
-
-def recap_changed(out):
-    return sum(row.get("changed", 0) for row in recap(out).values())
