@@ -182,4 +182,3 @@ def playbook(*args, timeout=2400):
 
 recap = verifier.recap
 recap_changed = verifier.recap_changed
-
