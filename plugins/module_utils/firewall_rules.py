@@ -321,15 +321,22 @@ def compute(port_map, host, groups, addresses, options=None):
     return out
 
 
-def sources_hosts(port_map, service, groups):
-    """Inventory hosts of the ``from`` groups of the port map ``service`` (none for ``any``)."""
+def _service_entry(port_map, service, groups):
+    """The validated port map entry of ``service`` (FirewallError when the map is bad or has
+    no such entry)."""
     try:
         pmap = pm.validate(port_map, groups)
     except pm.PortMapError as exc:
         raise FirewallError(str(exc))
     if service not in pmap:
         raise FirewallError("the port map has no entry %r" % service)
-    return _sources(pmap[service]["from"], groups, "port map entry '%s'" % service)
+    return pmap[service]
+
+
+def sources_hosts(port_map, service, groups):
+    """Inventory hosts of the ``from`` groups of the port map ``service`` (none for ``any``)."""
+    entry = _service_entry(port_map, service, groups)
+    return _sources(entry["from"], groups, "port map entry '%s'" % service)
 
 
 def sources(port_map, service, groups, addresses):
@@ -337,13 +344,7 @@ def sources(port_map, service, groups, addresses):
     itself (e.g. nginx ``allow``): ``["any"]`` when the port map opens it to the world, else
     one ``/32`` or ``/128`` per address of every host of its ``from`` groups (the addresses
     :func:`compute` uses). Raise :class:`FirewallError` on bad input."""
-    try:
-        pmap = pm.validate(port_map, groups)
-    except pm.PortMapError as exc:
-        raise FirewallError(str(exc))
-    if service not in pmap:
-        raise FirewallError("the port map has no entry %r" % service)
-    entry = pmap[service]
+    entry = _service_entry(port_map, service, groups)
     if pm.ANY in entry["from"]:
         return [pm.ANY]
     out = []
