@@ -153,11 +153,18 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
         password = _secret("redis", "redis", "sentinel")
         with open(os.path.join(ROOT, "roles", "redis", "defaults", "main.yml"), encoding="utf-8") as fh:
             master_name = yaml.safe_load(fh)["redis_master_name"]
-        body = _ssh(rd["address"], f'REDISCLI_AUTH="$(cat)" redis-cli --user sentinel '
-                                   f"-p {port['redis_sentinel']} SENTINEL get-master-addr-by-name {master_name}",
+        cli = f"redis-cli --user sentinel -p {port['redis_sentinel']}"
+        body = _ssh(rd["address"], f'export REDISCLI_AUTH="$(cat)"; {cli} SENTINEL get-master-addr-by-name '
+                                   f"{master_name}; echo --; {cli} SENTINEL replicas {master_name}",
                     stdin=password)
-        master = " ".join((body or "").split()) or "no answer"
-        out.append(("Redis master (Sentinel)", master, bool(body and body.split())))
+        addr, _, replicas = (body or "").partition("--")
+        # Each replica is a flat list of field/value lines; a healthy one's flags are just "slave".
+        lines = replicas.split()
+        linked = sum(1 for i, field in enumerate(lines[:-1]) if field == "flags" and lines[i + 1] == "slave")
+        known = lines.count("flags")
+        master = " ".join(addr.split()) or "no answer"
+        out.append(("Redis master (Sentinel)", f"{master} ({linked} linked replica(s) of {known} known)",
+                    bool(addr.split()) and linked == known))
     if of["monitoring"]:
         mon = of["monitoring"][0]
         password = _secret("monitoring", "basic_auth")
