@@ -67,6 +67,8 @@ def summarise_replica(entry):
         "flags": entry.get("flags", []),
         "down": is_down(entry),
         "master_link_status": entry.get("master-link-status"),
+        # The master this replica itself reports (INFO replication, as Sentinel last read it).
+        "master_host": entry.get("master-host"),
         "replica_priority": entry.get("replica-priority", entry.get("slave-priority")),
         "repl_offset": entry.get("slave-repl-offset"),
     }

@@ -166,7 +166,7 @@ replicas:
   returned: when monitored
   type: list
   elements: dict
-  sample: [{ip: 172.30.26.12, port: 6379, flags: [slave], down: false, master_link_status: ok}]
+  sample: [{ip: 172.30.26.12, port: 6379, flags: [slave], down: false, master_link_status: ok, master_host: 172.30.26.11}]
 sentinels:
   description: The other Sentinels known to this Sentinel.
   returned: when monitored

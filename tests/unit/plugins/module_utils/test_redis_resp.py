@@ -77,9 +77,10 @@ def test_parse_entry_types_and_flags():
     entry = rs.parse_entry(MASTER)
     assert entry["port"] == 6379 and entry["quorum"] == 2 and entry["flags"] == ["master"]
     replica = rs.parse_entry(["ip", "10.0.0.2", "port", "6379", "flags", "slave,s_down,disconnected",
-                              "master-link-status", "err", "slave-priority", "100"])
+                              "master-link-status", "err", "slave-priority", "100", "master-host", "10.0.0.1"])
     summary = rs.summarise_replica(replica)
     assert summary["down"] is True and summary["replica_priority"] == 100
+    assert summary["master_link_status"] == "err" and summary["master_host"] == "10.0.0.1"
     assert summary["flags"] == ["slave", "s_down", "disconnected"]
     assert rs.parse_entries([MASTER, MASTER])[1]["name"] == "main"
     assert rs.summarise_sentinel(rs.parse_entry(["ip", "x", "port", "26379", "flags", "sentinel"]))["down"] is False
