@@ -157,7 +157,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
         body = _ssh(rd["address"], f'export REDISCLI_AUTH="$(cat)"; {cli} SENTINEL get-master-addr-by-name '
                                    f"{master_name}; echo --; {cli} SENTINEL replicas {master_name}",
                     stdin=password)
-        addr, _, replicas = (body or "").partition("--")
+        addr, _sep, replicas = (body or "").partition("--")
         # Each replica is a flat list of field/value lines; a healthy one's flags are just "slave".
         lines = replicas.split()
         linked = sum(1 for i, field in enumerate(lines[:-1]) if field == "flags" and lines[i + 1] == "slave")
