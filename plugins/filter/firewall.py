@@ -8,19 +8,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import firewall_rules as fr
 
 
-def firewall_addresses(hostvars, hosts, overrides=None):
-    """``{host: {"ipv4": [...], "ipv6": [...]}}`` from ansible_host / facts / overrides."""
-    overrides = overrides or {}
+def firewall_addresses(hostvars, hosts):
+    """``{host: {"ipv4": [...], "ipv6": [...]}}``: every address of each host, from the
+    address model (``hardened.stack.cluster_address`` with ``form='all'``)."""
     out = {}
     try:
         for name in hosts:
-            hv = hostvars[name]
-            facts = hv.get("ansible_facts") or {}
-            out[name] = fr.host_addresses(name, overrides.get(name), hv.get("ansible_host"), facts)
-    except fr.FirewallError as exc:
+            out[name] = fr.by_family(am.cluster_addresses(name, hostvars))
+    except (am.AddressError, fr.FirewallError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
     return out
 
@@ -29,30 +28,24 @@ def firewall_ruleset(port_map, host, groups, hostvars, options=None):
     """The ``hardened.stack.iptables_apply`` arguments (ipv4, ipv6) for ``host``.
 
     ``options``: ssh_allow, extra_rules, input_policy, forward_policy, log_drops, log_limit,
-    log_prefix, ping_limit, host_addresses ({host: [addresses]}).
+    log_prefix, ping_limit. Every host's addresses come from the address model.
     """
     options = dict(options or {})
-    overrides = options.pop("host_addresses", None) or {}
-    unknown = sorted(set(overrides) - set(groups.get("all", [])))
-    if unknown:
-        raise AnsibleFilterError("firewall_host_addresses names host(s) not in the inventory: %s"
-                                 % ", ".join(unknown))
-    addresses = firewall_addresses(hostvars, groups.get("all", []), overrides)
+    addresses = firewall_addresses(hostvars, groups.get("all", []))
     try:
         return fr.compute(port_map, host, groups, addresses, options)
     except fr.FirewallError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def firewall_sources(service, port_map, groups, hostvars, host_addresses=None):
+def firewall_sources(service, port_map, groups, hostvars):
     """Networks that may connect to the port map ``service`` (``["any"]`` or ``/32``/``/128``
     per address of its ``from`` hosts), exactly as the firewall admits them: for services that
     check the client address a second time (nginx ``allow``). The service comes first so that
     ``map('hardened.stack.firewall_sources', …)`` works on a list of services."""
-    overrides = host_addresses or {}
     try:
         hosts = fr.sources_hosts(port_map, service, groups)
-        return fr.sources(port_map, service, groups, firewall_addresses(hostvars, hosts, overrides))
+        return fr.sources(port_map, service, groups, firewall_addresses(hostvars, hosts))
     except fr.FirewallError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

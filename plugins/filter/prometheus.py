@@ -33,11 +33,6 @@ def prometheus_scrape_configs(port_map, groups, hostvars, jobs, options):
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def prometheus_host_address(host, hostvars):
-    """The address Prometheus reaches ``host`` on."""
-    return pc.host_address(host, hostvars)
-
-
 def prometheus_is_duration(value):
     """True for a Prometheus duration (15d, 2w, 12h30m)."""
     return pc.is_duration(value)
@@ -61,7 +56,6 @@ class FilterModule(object):
         return {
             "prometheus_exporters_for": prometheus_exporters_for,
             "prometheus_scrape_configs": prometheus_scrape_configs,
-            "prometheus_host_address": prometheus_host_address,
             "prometheus_is_duration": prometheus_is_duration,
             "prometheus_is_size": prometheus_is_size,
             "alertmanager_config": alertmanager_config,

@@ -85,39 +85,18 @@ def _port(value, what):
     return str(port)
 
 
-def host_addresses(name, overrides=None, ansible_host=None, facts=None):
-    """Addresses of one inventory host: ``{"ipv4": [...], "ipv6": [...]}``.
-
-    ``overrides`` (a list) wins; otherwise ``ansible_host`` when it is an IP address, plus the
-    default IPv4/IPv6 addresses of the host's gathered facts.
-    """
+def by_family(addresses):
+    """``{"ipv4": [...], "ipv6": [...]}`` of a list of IP literals (the address model's
+    ``cluster_addresses``), in order, without duplicates."""
     out = {"ipv4": [], "ipv6": []}
-
-    def add(value, what):
+    for value in addresses or []:
         try:
             addr = ipaddress.ip_address(str(value).strip())
         except ValueError:
-            raise FirewallError("%s: %r is not an IP address" % (what, value))
+            raise FirewallError("%r is not an IP address" % (value,))
         fam = "ipv4" if addr.version == 4 else "ipv6"
         if addr.compressed not in out[fam]:
             out[fam].append(addr.compressed)
-
-    if overrides:
-        if not isinstance(overrides, (list, tuple)):
-            overrides = [overrides]
-        for value in overrides:
-            add(value, "firewall_host_addresses[%s]" % name)
-        return out
-    if ansible_host:
-        try:
-            add(ansible_host, "ansible_host of %s" % name)
-        except FirewallError:
-            pass  # a DNS name: the facts below give the address
-    facts = facts or {}
-    for key in ("default_ipv4", "default_ipv6"):
-        address = (facts.get(key) or {}).get("address")
-        if address:
-            add(address, "%s of %s" % (key, name))
     return out
 
 
@@ -221,8 +200,7 @@ def compute(port_map, host, groups, addresses, options=None):
     def addrs(name):
         found = addresses.get(name) or {}
         if not found.get("ipv4") and not found.get("ipv6"):
-            raise FirewallError("host %r has no known address (set ansible_host to an IP address, "
-                                "gather its facts, or list it in firewall_host_addresses)" % name)
+            raise FirewallError("host %r has no known address (set hardened_stack_address)" % name)
         return found
 
     ssh_allow = opts["ssh_allow"] or []
@@ -351,8 +329,7 @@ def sources(port_map, service, groups, addresses):
     for src in _sources(entry["from"], groups, "port map entry '%s'" % service):
         found = addresses.get(src) or {}
         if not found.get("ipv4") and not found.get("ipv6"):
-            raise FirewallError("host %r has no known address (set ansible_host to an IP address, "
-                                "gather its facts, or list it in firewall_host_addresses)" % src)
+            raise FirewallError("host %r has no known address (set hardened_stack_address)" % src)
         for family, mask in (("ipv4", 32), ("ipv6", 128)):
             for address in found.get(family, []):
                 net = "%s/%d" % (address, mask)

@@ -14,10 +14,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import difflib
-import ipaddress
 import os
-import re
 
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
 
 # Passwords that must never reach a production inventory: vendor defaults, the usual guesses
@@ -40,7 +39,6 @@ REQUIRED_SECRETS = {
               ("redis_app_password", "redis_replication_password", "redis_sentinel_password",
                "redis_exporter_password", "redis_admin_password")),
 }
-HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 # Groups Ansible itself defines.
 BUILTIN_GROUPS = ("all", "ungrouped")
 
@@ -143,27 +141,42 @@ def contract_checks(groups):
     return out
 
 
-def address_checks(groups, hostvars):
-    """Every host has a usable, unique address."""
+# Variables the address model replaced: each used to be a second answer to "what is this
+# host's address". Set anywhere, they would be silently ignored; refuse them instead.
+RETIRED_ADDRESS_VARS = ("redis_address", "exporters_listen_address", "prometheus_listen_address",
+                        "alertmanager_listen_address", "app_bind_address", "firewall_host_addresses")
+
+
+def address_checks(groups, hostvars, resolver=None):
+    """Every host has a usable, unique cluster address (the address model, module_utils/address),
+    and no retired address variable is set."""
     out = []
     seen = {}
     for host in _members(groups, "all"):
-        address = (hostvars.get(host) or {}).get("ansible_host")
-        if address is None:
+        hv = hostvars.get(host) or {}
+        for name in RETIRED_ADDRESS_VARS:
+            if hv.get(name) not in (None, "", {}, []):
+                out.append("%s: %s is retired; every service binds and is dialled on the host's cluster "
+                           "address. Fix: remove it and set %s (see docs/addresses.md)."
+                           % (host, name, am.OVERRIDE_VAR))
+        ansible_host = hv.get("ansible_host")
+        if ansible_host is not None and not (am.parse_ip(ansible_host) or am.is_name(str(ansible_host).strip())):
+            out.append("%s: ansible_host '%s' is neither an IP address nor a host name. Fix: set "
+                       "the host's address." % (host, ansible_host))
             continue
-        address = str(address).strip()
         try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            if not HOSTNAME.match(address):
-                out.append("%s: ansible_host '%s' is neither an IP address nor a host name. Fix: set "
-                           "the host's address." % (host, address))
-                continue
-        seen.setdefault(address.lower(), []).append(host)
+            _value, source, _extra = am.configured(host, hostvars)
+            if source == am.INTERFACE_VAR:
+                continue  # needs the host's facts: checked by the role preflights
+            address = am.cluster_address(host, hostvars, resolver)
+        except am.AddressError as exc:
+            out.append("%s. Fix: see docs/addresses.md." % exc)
+            continue
+        seen.setdefault(address, []).append(host)
     for address, hosts in sorted(seen.items()):
         if len(hosts) > 1:
-            out.append("ansible_host %s is used by more than one host (%s). Fix: give every host its "
-                       "own address." % (address, ", ".join(hosts)))
+            out.append("cluster address %s is used by more than one host (%s). Fix: give every host its "
+                       "own address (%s)." % (address, ", ".join(hosts), am.OVERRIDE_VAR))
     return out
 
 

@@ -9,6 +9,8 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
+
 
 class SanError(ValueError):
     """A subjectAltName is malformed; the message names it."""
@@ -89,9 +91,11 @@ def endpoint_sans(inventory_hostname, groups, hostvars, mapping):
             if host == inventory_hostname:
                 continue
             names = [host]
-            address = (hostvars.get(host) or {}).get("ansible_host") if hasattr(hostvars, "get") else None
-            if address:
-                names.append(str(address))
+            try:
+                value, _source, _extra = am.configured(host, hostvars)
+                names += [value, am.cluster_address(host, hostvars)]
+            except am.AddressError as exc:
+                raise SanError(str(exc))
             for name in names:
                 san = ("IP:%s" % _ip(name).compressed) if _ip(name) is not None else "DNS:%s" % name
                 if san not in out:

@@ -18,6 +18,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
 
 # Exporters the collection installs, by short name -> port map service.
@@ -80,25 +81,11 @@ def exporters_for(port_map, host, groups):
     return sorted(name for name, service in EXPORTERS.items() if service in services)
 
 
-def host_address(host, hostvars):
-    """The address others reach ``host`` on, as the exporters role picks its listen address:
-    ``exporters_listen_address`` set in the inventory, else the default IPv4 address from
-    the host's facts, else ``ansible_host``, else the inventory name."""
-    hv = hostvars.get(host, {}) if hostvars else {}
-    chosen = hv.get("exporters_listen_address")
-    if chosen and "{" not in str(chosen):
-        return str(chosen)
-    facts = hv.get("ansible_facts") or {}
-    address = (facts.get("default_ipv4") or {}).get("address")
-    if address:
-        return address
-    return str(hv.get("ansible_host") or host)
-
-
-def _target(address, port):
-    if ":" in address:
-        return "[%s]:%d" % (address, port)
-    return "%s:%d" % (address, port)
+def _target(host, hostvars, port):
+    try:
+        return am.host_port(am.cluster_address(host, hostvars), port)
+    except am.AddressError as exc:
+        raise MonitoringConfigError(str(exc))
 
 
 def _roles(host, groups, listen):
@@ -145,7 +132,7 @@ def scrape_configs(port_map, groups, hostvars, jobs, options):
             "metrics_path": job["path"],
             "tls_config": tls,
             "static_configs": [
-                {"targets": [_target(host_address(h, hostvars), entry["port"])],
+                {"targets": [_target(h, hostvars, entry["port"])],
                  "labels": {"instance": h, "cluster": options["cluster"],
                             "role": _roles(h, groups, entry["listen"])}}
                 for h in hosts],

@@ -10,29 +10,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
-
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
 
 
 class StackError(ValueError):
     """The inventory cannot give a connection fact; the message names what is missing."""
-
-
-def host_address(host, hostvars):
-    """The address other hosts use for ``host``: ``ansible_host`` when set, else its name."""
-    hv = hostvars.get(host, {}) if hasattr(hostvars, "get") else hostvars[host]
-    address = hv.get("ansible_host") or host
-    return str(address)
-
-
-def _endpoint(address, port):
-    try:
-        if ipaddress.ip_address(address).version == 6:
-            return "[%s]:%d" % (address, port)
-    except ValueError:
-        pass
-    return "%s:%d" % (address, port)
 
 
 def endpoints(port_map, groups, hostvars, service):
@@ -42,9 +25,12 @@ def endpoints(port_map, groups, hostvars, service):
     entry = port_map[service]
     out = []
     for host in pm.hosts_of(groups, entry["listen"]):
-        address = host_address(host, hostvars)
+        try:
+            address = am.cluster_address(host, hostvars)
+        except am.AddressError as exc:
+            raise StackError(str(exc))
         out.append({"host": host, "address": address, "port": entry["port"],
-                    "endpoint": _endpoint(address, entry["port"])})
+                    "endpoint": am.host_port(address, entry["port"])})
     return out
 
 

@@ -88,7 +88,13 @@ CASES = [
      ["group 'loadbalancer' is not part of the inventory contract"]),
     # Addresses.
     ("address-collision", _set("app", "app2", ansible_host="127.0.0.11"),
-     ["ansible_host 127.0.0.11 is used by more than one host", "app2"]),
+     ["cluster address 127.0.0.11 is used by more than one host", "app2"]),
+    ("address-unresolvable", _set("app", "app2", ansible_host="app2.invalid"),
+     ["host 'app2': 'app2.invalid' (from ansible_host) does not resolve on the controller"]),
+    ("address-override-invalid", _set("redis", "redis2", hardened_stack_address="10.0.0.300/24"),
+     ["host 'redis2': hardened_stack_address = '10.0.0.300/24' is neither an IP address nor a DNS name"]),
+    ("address-retired-variable", _set("redis", "redis2", redis_address="10.0.0.5"),
+     ["redis2: redis_address is retired", "hardened_stack_address"]),
     ("address-invalid", _set("redis", "redis2", ansible_host="10.0.0.300/24"),
      ["redis2: ansible_host '10.0.0.300/24' is neither an IP address nor a host name"]),
     # Port map.

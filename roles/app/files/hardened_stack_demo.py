@@ -9,7 +9,7 @@
 
 Configuration comes from the environment (the role writes it to a 0600 file):
 APP_PG_HOSTS, APP_PG_PORT, APP_PG_DB, APP_PG_USER, APP_PG_PASSWORD, APP_PG_SSLMODE,
-APP_PG_SSLROOTCERT, APP_REDIS_SENTINELS (host:port,...), APP_REDIS_MASTER, APP_REDIS_USER,
+APP_PG_SSLROOTCERT, APP_REDIS_SENTINELS (host:port,..., IPv6 as [addr]:port), APP_REDIS_MASTER, APP_REDIS_USER,
 APP_REDIS_PASSWORD, APP_SENTINEL_USER, APP_SENTINEL_PASSWORD, APP_TIMEOUT (seconds).
 """
 
@@ -43,7 +43,8 @@ def _redis_master():
     sentinels = [tuple(s.rsplit(":", 1)) for s in os.environ.get("APP_REDIS_SENTINELS", "").split(",") if s]
     if not sentinels:
         raise RuntimeError("APP_REDIS_SENTINELS is not set")
-    sentinel = Sentinel([(h, int(p)) for h, p in sentinels], socket_timeout=TIMEOUT,
+    # host:port, an IPv6 literal bracketed ([2001:db8::41]:26379)
+    sentinel = Sentinel([(h.strip("[]"), int(p)) for h, p in sentinels], socket_timeout=TIMEOUT,
                         socket_connect_timeout=TIMEOUT,
                         sentinel_kwargs={"username": os.environ.get("APP_SENTINEL_USER") or None,
                                          "password": os.environ.get("APP_SENTINEL_PASSWORD") or None,

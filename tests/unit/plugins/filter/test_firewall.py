@@ -160,14 +160,10 @@ def test_missing_address_is_named():
         fr.compute(PORT_MAP, "pg1", GROUPS, addr, {})
 
 
-def test_host_addresses_from_ansible_host_facts_and_overrides():
-    assert fr.host_addresses("a", None, "10.0.0.1", {"default_ipv6": {"address": "2001:db8::1"}}) == {
-        "ipv4": ["10.0.0.1"], "ipv6": ["2001:db8::1"]}
-    assert fr.host_addresses("a", None, "a.example.net", {"default_ipv4": {"address": "10.0.0.2"}}) == {
-        "ipv4": ["10.0.0.2"], "ipv6": []}
-    assert fr.host_addresses("a", ["10.0.0.3"], "10.0.0.1", {}) == {"ipv4": ["10.0.0.3"], "ipv6": []}
+def test_by_family_splits_and_dedups():
+    assert fr.by_family(["10.0.0.1", "2001:db8::1", "10.0.0.1"]) == {"ipv4": ["10.0.0.1"], "ipv6": ["2001:db8::1"]}
     with pytest.raises(fr.FirewallError, match="'nope'"):
-        fr.host_addresses("a", ["nope"])
+        fr.by_family(["nope"])
 
 
 def test_admits():
@@ -183,8 +179,8 @@ def test_filter_reads_hostvars_and_reports_errors():
     got = flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, hostvars, {"ssh_allow": ["192.0.2.0/24"]})
     assert '-s 10.0.0.50/32 -p tcp -m tcp --dport 9187 -m comment --comment "hs:postgres_exporter" -j ACCEPT' \
         in got["ipv4"]["chains"]["HS-INPUT"]
-    with pytest.raises(AnsibleFilterError, match="ghost"):
-        flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, hostvars, {"host_addresses": {"ghost": ["10.0.0.1"]}})
+    with pytest.raises(AnsibleFilterError, match="'ghost.example' .from ansible_host. does not resolve"):
+        flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, dict(hostvars, mon1={"ansible_host": "ghost.example"}), {})
     with pytest.raises(AnsibleFilterError, match="10.0.0.300/24"):
         flt.firewall_ruleset(PORT_MAP, "pg1", GROUPS, hostvars, {"ssh_allow": ["10.0.0.300/24"]})
 
@@ -204,11 +200,16 @@ def test_sources_give_the_services_own_gate_the_firewalls_networks():
         fr.sources(PORT_MAP, "nginx_log_exporter", GROUPS, dict(ADDR, mon1={"ipv4": [], "ipv6": []}))
 
 
-def test_sources_filter_reads_hostvars_and_overrides():
+def test_sources_filter_reads_the_address_model(dns):
     hostvars = {h: {"ansible_host": a["ipv4"][0]} for h, a in ADDR.items()}
     assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, hostvars) == ["10.0.0.50/32"]
-    assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, hostvars,
-                                {"mon1": ["10.0.5.5", "10.0.5.6"]}) == ["10.0.5.5/32", "10.0.5.6/32"]
+    # hardened_stack_address (a dual-stack list) replaces ansible_host, and every entry is admitted.
+    dual = dict(hostvars, mon1={"ansible_host": "192.0.2.50", "hardened_stack_address": ["10.0.5.5", "2001:db8::5"]})
+    assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, dual) == ["10.0.5.5/32", "2001:db8::5/128"]
+    # A DNS name is resolved on the controller: every address it has is admitted.
+    dns["mon.example"] = ["10.0.5.7", "2001:db8::7"]
+    named = dict(hostvars, mon1={"ansible_host": "mon.example"})
+    assert flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS, named) == ["10.0.5.7/32", "2001:db8::7/128"]
     with pytest.raises(AnsibleFilterError, match="mon1"):
         flt.firewall_sources("nginx_log_exporter", PORT_MAP, GROUPS,
-                             dict(hostvars, mon1={"ansible_host": "mon.example"}))
+                             dict(hostvars, mon1={"ansible_host": "unknown.example"}))

@@ -48,12 +48,14 @@ def test_filter_raises_ansible_error_naming_the_san():
         pki_host_sans("h", {}, None, ["bogus"])
 
 
-def test_endpoint_sans_give_backends_the_endpoint_names():
+def test_endpoint_sans_give_backends_the_endpoint_names(dns):
     from ansible_collections.hardened.stack.plugins.module_utils import pki as pki_utils  # noqa: PLC0415
     groups = {"postgres": ["pg1", "pg2"], "loadbalancers": ["lb1", "lb2"], "app": ["app1"]}
     hostvars = {"lb1": {"ansible_host": "10.0.0.10"}, "lb2": {"ansible_host": "lb2.example.net"}, "pg1": {}}
+    dns["lb2.example.net"] = ["10.0.0.11"]
     sans = pki_utils.endpoint_sans("pg1", groups, hostvars, {"postgres": "loadbalancers"})
-    assert sans == ["DNS:lb1", "IP:10.0.0.10", "DNS:lb2", "DNS:lb2.example.net"]
+    # The endpoint's name, its configured address and the cluster address it resolves to.
+    assert sans == ["DNS:lb1", "IP:10.0.0.10", "DNS:lb2", "DNS:lb2.example.net", "IP:10.0.0.11"]
     # Hosts outside the backend group get nothing extra; a host never lists itself.
     assert pki_utils.endpoint_sans("app1", groups, hostvars, {"postgres": "loadbalancers"}) == []
     both = {"postgres": ["pg1"], "loadbalancers": ["pg1"]}

@@ -23,11 +23,13 @@ GROUPS = {
 }
 HOSTVARS = {
     "lb1": {"ansible_host": "10.0.0.1"},
-    "pg1": {"ansible_host": "198.51.100.7", "ansible_facts": {"default_ipv4": {"address": "10.0.0.11"}}},
-    "pg2": {"ansible_host": "10.0.0.12", "exporters_listen_address": "10.0.1.12"},
+    # A public management address for Ansible, the cluster address for the services.
+    "pg1": {"ansible_host": "198.51.100.7", "hardened_stack_address": "10.0.0.11",
+            "ansible_facts": {"default_ipv4": {"address": "198.51.100.7"}}},
+    "pg2": {"ansible_host": "pg2.mgmt.example", "hardened_stack_address": "10.0.1.12"},
     "redis1": {"ansible_host": "10.0.0.21"},
     "mon1": {"ansible_host": "10.0.0.31"},
-    "outsider": {},
+    "outsider": {"hardened_stack_address": "10.0.9.9"},
 }
 OPTIONS = {"ca_file": "/ca", "cert_file": "/crt", "key_file": "/key", "username": "prometheus",
            "password_file": "/pw", "cluster": "prod"}
@@ -46,11 +48,13 @@ def test_exporters_follow_the_port_map(port_map):
     assert pc.exporters_for(port_map, "outsider", GROUPS) == ["node"]
 
 
-def test_address_preference():
-    assert pc.host_address("pg1", HOSTVARS) == "10.0.0.11"       # facts beat a public ansible_host
-    assert pc.host_address("pg2", HOSTVARS) == "10.0.1.12"       # an explicit listen address wins
-    assert pc.host_address("lb1", HOSTVARS) == "10.0.0.1"
-    assert pc.host_address("outsider", HOSTVARS) == "outsider"
+def test_targets_are_the_cluster_addresses(port_map):
+    """The scrape target is the address the exporter binds: the cluster address, not the
+    management address Ansible uses nor the default-route address."""
+    configs = jobs_by_name(pc.scrape_configs(port_map, GROUPS, HOSTVARS, ["node"], OPTIONS))
+    targets = {c["labels"]["instance"]: c["targets"][0] for c in configs["node"]["static_configs"]}
+    assert targets["pg1"] == "10.0.0.11:9100"
+    assert targets["pg2"] == "10.0.1.12:9100"
 
 
 def jobs_by_name(configs):

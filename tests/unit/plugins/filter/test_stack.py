@@ -21,7 +21,8 @@ def fixture_pmap():
         return yaml.safe_load(fh)["_common_port_map_defaults"]
 
 
-def test_write_endpoint_and_sentinels(pmap):
+def test_write_endpoint_and_sentinels(pmap, dns):
+    dns["app1"] = ["10.0.2.21"]
     facts = stack_connection_facts(pmap, GROUPS, HOSTVARS)
     assert facts["pg_write_hosts"] == "10.0.0.10,2001:db8::2"
     assert facts["pg_write_port"] == 5000
@@ -29,11 +30,18 @@ def test_write_endpoint_and_sentinels(pmap):
     assert [e["endpoint"] for e in facts["pg_write"]] == ["10.0.0.10:5000", "[2001:db8::2]:5000"]
 
 
-def test_host_without_ansible_host_uses_its_name(pmap):
-    assert stack_endpoints(pmap, GROUPS, HOSTVARS, "app_http")[0]["endpoint"] == "app1:8000"
+def test_host_without_ansible_host_uses_its_name_resolved(pmap, dns):
+    dns["app1"] = ["10.0.2.21"]
+    assert stack_endpoints(pmap, GROUPS, HOSTVARS, "app_http")[0]["endpoint"] == "10.0.2.21:8000"
 
 
-def test_port_override_follows(pmap):
+def test_unresolvable_name_is_named(pmap):
+    with pytest.raises(AnsibleFilterError, match="host 'app1': 'app1' .from the inventory name. does not resolve"):
+        stack_endpoints(pmap, GROUPS, HOSTVARS, "app_http")
+
+
+def test_port_override_follows(pmap, dns):
+    dns["app1"] = ["10.0.2.21"]
     pmap["redis_sentinel"]["port"] = 26380
     assert stack_connection_facts(pmap, GROUPS, HOSTVARS)["sentinels"][0] == "10.0.1.1:26380"
 
