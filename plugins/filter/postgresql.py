@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, hardened.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters for the postgresql role: pg_hba from the inventory and the port map, parameters
-from the host's memory and CPUs, and preflight checks (parameter names, Patroni timings)."""
+"""Filters for the postgresql role: pg_hba from the inventory and the port map (host addresses
+from the address model, ``hardened.stack.cluster_address``), parameters from the host's memory
+and CPUs, and preflight checks (shadowed pg_hba extras, parameter names, Patroni timings)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -25,13 +26,19 @@ def pg_hba_rules(port_map, groups, hostvars, replication_user, superuser="postgr
     return pg_hba.render(found)
 
 
-def cluster_host_ip(host, hostvars):
-    """The IP address of an inventory host (ansible_host when it is one, else the default
-    IPv4 address from its facts): what peers, pg_hba and HAProxy use to reach it."""
+def pg_hba_shadowed(port_map, groups, hostvars, replication_user, superuser="postgres", rewind_user=None,
+                    app_roles=None, monitoring_roles=None, extra=None, members_group="postgres",
+                    name="postgresql_pg_hba_extra"):
+    """Messages, one per ``extra`` line that can never match because an earlier pg_hba line
+    (generated or extra) matches every connection it would; each quotes both lines and names
+    ``name[i]``. Empty when every extra can fire. Same arguments as ``pg_hba_rules``."""
     try:
-        return pg_hba.host_cidr(host, hostvars).split("/")[0]
+        found = pg_hba.ordered(port_map, groups, hostvars, replication_user, superuser=superuser,
+                               rewind_user=rewind_user, app_roles=app_roles,
+                               monitoring_roles=monitoring_roles, extra=extra, members_group=members_group)
     except (pg_hba.PgHbaError, KeyError) as exc:
-        raise AnsibleFilterError("cluster_host_ip: %s" % exc)
+        raise AnsibleFilterError("pg_hba_shadowed: %s" % exc)
+    return pg_hba.shadowed_messages(found, name=name)
 
 
 def pg_tune_parameters(memory_mb, cpus, max_connections=100, overrides=None):
@@ -57,7 +64,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "pg_hba_rules": pg_hba_rules,
-            "cluster_host_ip": cluster_host_ip,
+            "pg_hba_shadowed": pg_hba_shadowed,
             "pg_tune_parameters": pg_tune_parameters,
             "pg_unknown_parameters": pg_unknown_parameters,
             "patroni_timings_problems": patroni_timings_problems,

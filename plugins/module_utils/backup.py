@@ -11,7 +11,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.hardened.stack.plugins.module_utils import pg_hba
+from ansible_collections.hardened.stack.plugins.module_utils import address, pg_hba
 
 STANZA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -98,15 +98,21 @@ def drill_problems(target, groups, backup_group="backup", postgresql_group="post
     return problems
 
 
-def pg_hba_lines(groups, hostvars, user, backup_group="backup"):
+def pg_hba_lines(groups, hostvars, user, backup_group="backup", resolver=None):
     """pg_hba rules (dicts for the postgresql role's ``extra``) letting the backup host's
-    pg_dump role in over TLS with SCRAM."""
+    pg_dump role in over TLS with SCRAM: one line per address of the host in the address
+    model (a dual-stack host gets a /32 and a /128 line; a DNS name is resolved)."""
     if not user:
         return []
     out = []
     for host in groups.get(backup_group) or []:
-        out.append({"type": "hostssl", "database": "all", "user": user,
-                    "address": pg_hba.host_cidr(host, hostvars), "method": "scram-sha-256"})
+        try:
+            cidrs = [address.host_cidr(a) for a in address.cluster_addresses(host, hostvars, resolver)]
+        except address.AddressError as exc:
+            raise pg_hba.PgHbaError("backup host: %s" % exc)
+        for cidr in cidrs:
+            out.append({"type": "hostssl", "database": "all", "user": user,
+                        "address": cidr, "method": "scram-sha-256"})
     return out
 
 

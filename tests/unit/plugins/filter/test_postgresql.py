@@ -2,12 +2,13 @@
 (plugins/filter/postgresql.py and module_utils/pg_hba.py, pg_tune.py, pg_params.py)."""
 
 import os
+import socket
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.filter import postgresql as flt
-from ansible_collections.hardened.stack.plugins.module_utils import pg_hba, pg_params, pg_tune
+from ansible_collections.hardened.stack.plugins.module_utils import address, pg_hba, pg_params, pg_tune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -25,10 +26,24 @@ HOSTVARS = {
     "app1": {"ansible_host": "10.0.0.21"},
     "pg1": {"ansible_host": "10.0.0.11"},
     "pg2": {"ansible_host": "10.0.0.12"},
-    "pg3": {"ansible_host": "pg3.example.net", "ansible_facts": {"default_ipv4": {"address": "10.0.0.13"}}},
+    "pg3": {"ansible_host": "pg3.example.net"},
     "mon1": {"ansible_host": "10.0.0.30"},
     "outsider": {"ansible_host": "10.0.0.99"},
 }
+
+
+DNS = {"pg3.example.net": ["10.0.0.13"]}
+
+
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    """Names resolve from DNS only (no network in unit tests, no cache across tests)."""
+    def getaddrinfo(name, port, family=0, kind=0, *args):
+        if name not in DNS:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, kind, 6, "", (a, 0)) for a in DNS[name]]
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(address, "_RESOLVED", {})
 
 
 @pytest.fixture(name="port_map")
@@ -90,11 +105,111 @@ def test_unsafe_extra_rules_are_refused(port_map, rule):
         lines(port_map, extra=[rule])
 
 
-def test_host_without_address_is_a_clear_error(port_map):
+def test_host_whose_name_does_not_resolve_is_a_clear_error(port_map):
     hv = dict(HOSTVARS)
     hv["pg2"] = {"ansible_host": "pg2.example.net"}
-    with pytest.raises(AnsibleFilterError, match="host 'pg2' has no IP address"):
+    with pytest.raises(AnsibleFilterError,
+                       match="host 'pg2': 'pg2.example.net' \\(from ansible_host\\) does not resolve"):
         flt.pg_hba_rules(port_map, GROUPS, hv, "replicator")
+
+
+def test_dns_named_member_gets_the_address_it_resolves_to(port_map):
+    out = lines(port_map)
+    repl = [ln.split()[3] for ln in out if ln.startswith("hostssl") and ln.split()[1] == "replication"]
+    assert "10.0.0.13/32" in repl
+    assert not any("example.net" in ln for ln in out)
+
+
+def test_ipv6_and_dual_stack_hosts(port_map):
+    hv = dict(HOSTVARS)
+    hv["app1"] = {"ansible_host": "2001:db8:10::21"}
+    hv["pg1"] = {"hardened_stack_address": ["10.0.0.11", "2001:db8:10::11"], "ansible_host": "pg1.mgmt.example.net"}
+    out = flt.pg_hba_rules(port_map, GROUPS, hv, "replicator", app_roles=[{"name": "app", "databases": ["appdb"]}])
+    app = sorted(ln.split()[3] for ln in out if ln.split()[2] == "app")
+    assert app == ["10.0.0.10/32", "2001:db8:10::21/128"]
+    repl = [ln.split()[3] for ln in out if ln.startswith("hostssl") and ln.split()[1] == "replication"]
+    assert repl[:2] == ["10.0.0.11/32", "2001:db8:10::11/128"]
+
+
+def test_dns_name_with_two_addresses_gets_both(port_map):
+    DNS["app1.example.net"] = ["10.0.0.21", "2001:db8:10::21"]
+    hv = dict(HOSTVARS, app1={"ansible_host": "app1.example.net"})
+    out = flt.pg_hba_rules(port_map, GROUPS, hv, "replicator", app_roles=[{"name": "app"}])
+    assert [ln.split()[3] for ln in out if ln.split()[2] == "app" and "10.0.0.10" not in ln] == [
+        "10.0.0.21/32", "2001:db8:10::21/128"]
+    del DNS["app1.example.net"]
+
+
+def test_cluster_host_ip_filter_is_gone():
+    assert "cluster_host_ip" not in flt.FilterModule().filters()
+    assert not hasattr(pg_hba, "host_cidr")
+
+
+def test_reject_extra_comes_before_the_generated_allow(port_map):
+    reject = {"type": "hostssl", "database": "appdb", "user": "all", "address": "10.0.0.21/32", "method": "reject"}
+    out = lines(port_map, extra=[reject])
+    allow = out.index(next(ln for ln in out if ln.split()[2] == "app" and "10.0.0.21/32" in ln))
+    rej = out.index(next(ln for ln in out if ln.endswith("reject")))
+    assert rej < allow
+    # after the role's own local and loopback lines
+    assert [ln.split()[0] for ln in out[:3]] == ["local", "local", "host"] and rej == 3
+    assert flt.pg_hba_shadowed(port_map, GROUPS, HOSTVARS, "replicator",
+                               app_roles=[{"name": "app", "databases": ["appdb"]}], extra=[reject]) == []
+
+
+def test_extra_order_first_generated_last(port_map):
+    extra = [
+        {"database": "appdb", "user": "report", "address": "10.0.1.0/24"},
+        {"database": "appdb", "user": "app", "address": "10.0.0.21/32", "method": "cert", "position": "first"},
+        {"type": "host", "database": "all", "user": "all", "address": "10.0.0.99/32", "method": "reject"},
+        {"database": "appdb", "user": "late", "address": "10.0.0.21/32", "method": "reject", "position": "last"},
+    ]
+    out = lines(port_map, extra=extra)
+    users = [ln.split()[2] for ln in out]
+    # local lines, then the first/reject extras in list order, the generated lines, the others
+    assert out[3].split()[2:] == ["app", "10.0.0.21/32", "cert"]
+    assert out[4].split() == ["host", "all", "all", "10.0.0.99/32", "reject"]
+    assert users[5] == "replicator" and users[-3] == "monitor"
+    assert users[-2:] == ["report", "late"]
+
+
+def test_shadowed_allow_extra_is_reported_with_the_shadowing_line(port_map):
+    extra = [{"type": "hostssl", "database": "appdb", "user": "app", "address": "10.0.0.21/32", "method": "cert"}]
+    found = flt.pg_hba_shadowed(port_map, GROUPS, HOSTVARS, "replicator",
+                                app_roles=[{"name": "app", "databases": ["appdb"]}], extra=extra)
+    assert len(found) == 1
+    assert found[0].startswith("postgresql_pg_hba_extra[0] 'hostssl appdb app 10.0.0.21/32 cert' can never match: ")
+    assert "the generated line 'hostssl appdb app 10.0.0.21/32 scram-sha-256' comes before it" in found[0]
+    # position: first puts it before the generated allow: no longer shadowed
+    extra[0]["position"] = "first"
+    assert flt.pg_hba_shadowed(port_map, GROUPS, HOSTVARS, "replicator",
+                               app_roles=[{"name": "app", "databases": ["appdb"]}], extra=extra) == []
+
+
+def test_non_shadowed_allow_extra_is_not_reported(port_map):
+    extra = [{"type": "hostssl", "database": "appdb", "user": "report", "address": "10.0.0.21/32"},
+             {"type": "hostssl", "database": "otherdb", "user": "app", "address": "10.0.0.21/32"},
+             {"type": "hostssl", "database": "appdb", "user": "app", "address": "10.0.0.0/24"}]
+    assert flt.pg_hba_shadowed(port_map, GROUPS, HOSTVARS, "replicator",
+                               app_roles=[{"name": "app", "databases": ["appdb"]}], extra=extra) == []
+
+
+def test_extra_shadowed_by_an_earlier_extra_names_both(port_map):
+    extra = [{"type": "hostssl", "database": "all", "user": "all", "address": "10.9.0.0/16", "method": "reject"},
+             {"type": "hostssl", "database": "appdb", "user": "bob", "address": "10.9.1.5/32"}]
+    found = flt.pg_hba_shadowed(port_map, GROUPS, HOSTVARS, "replicator", extra=extra)
+    assert len(found) == 1
+    assert found[0].startswith("postgresql_pg_hba_extra[1] 'hostssl appdb bob 10.9.1.5/32 scram-sha-256'")
+    assert "postgresql_pg_hba_extra[0] 'hostssl all all 10.9.0.0/16 reject'" in found[0]
+
+
+def test_extra_with_bare_ip_or_bad_address_is_refused(port_map):
+    with pytest.raises(AnsibleFilterError, match="write 10.0.0.5/32"):
+        lines(port_map, extra=[{"database": "all", "user": "x", "address": "10.0.0.5"}])
+    with pytest.raises(AnsibleFilterError, match="needs one address"):
+        lines(port_map, extra=[{"database": "all", "user": "x"}])
+    with pytest.raises(AnsibleFilterError, match="position must be first or last"):
+        lines(port_map, extra=[{"database": "all", "user": "x", "address": "all", "position": "top"}])
 
 
 def test_render_keeps_local_lines_without_address():
