@@ -2,8 +2,12 @@
 
 engine            install/start the container engine (Debian: docker.io + dockerd)
 images            build the Debian 12/13 systemd base images (cached; --rebuild)
-up -i INV         create the hosts of an inventory (lab_image, ansible_host) and wait for SSH
-down -i INV       remove them (apt downloads are kept in the host cache)
+up -i INV         create the hosts of an inventory and wait for SSH: each on a management
+                  network (lab_management_address; Ansible connects to ansible_host, its name
+                  <host>.mgmt.hslab) and a cluster network (hardened_stack_address);
+                  --ipv6 makes the cluster network dual-stack (see lab/network.py)
+down -i INV       remove them, their networks and their /etc/hosts names (apt downloads are
+                  kept in the host cache)
 report -i INV     print hosts, groups, endpoints and health
 molecule-create   used by molecule/_shared/create.yml
 molecule-destroy  used by molecule/_shared/destroy.yml
@@ -16,14 +20,18 @@ import json
 import subprocess
 import sys
 
-from . import docs, engine, hosts, images, report
+from . import docs, engine, hosts, images, network, report
 
 LAB_LABEL = "lab"
 LAB_NETWORK = "hardened-stack-lab"
 
 
-def inventory_hosts(inventory: str) -> tuple[list[dict], dict]:
-    """Hosts of an Ansible inventory, as lab host specs (uses ansible-inventory)."""
+def inventory_hosts(inventory: str, ipv6: bool = False) -> tuple[list[dict], dict]:
+    """Hosts of an Ansible inventory, as lab host specs (uses ansible-inventory).
+
+    Per host: ``lab_management_address`` (the management IPv4; or ``ansible_host`` when that is
+    an IP literal), ``ansible_host`` (the management name Ansible connects to),
+    ``hardened_stack_address`` (the cluster address(es), IP literals) and ``lab_image``."""
     res = subprocess.run(["ansible-inventory", "-i", inventory, "--list"], text=True,
                          capture_output=True, check=False)
     if res.returncode != 0:
@@ -33,11 +41,30 @@ def inventory_hosts(inventory: str) -> tuple[list[dict], dict]:
     specs = []
     for name in sorted(hostvars):
         hv = hostvars[name]
-        if "ansible_host" not in hv:
-            raise engine.LabError(f"lab host {name} has no ansible_host (its fixed address)")
-        specs.append({"name": name, "address": hv["ansible_host"],
-                      "image": hv.get("lab_image", "debian12")})
+        target = hv.get("ansible_host")
+        is_ip = target is not None and network.ip_literals_or_none(target)
+        mgmt = hv.get("lab_management_address", target if is_ip else None)
+        if mgmt is None:
+            raise engine.LabError(f"lab host {name} has no lab_management_address (its fixed management IPv4)")
+        if "hardened_stack_address" not in hv:
+            raise engine.LabError(f"lab host {name} has no hardened_stack_address (its fixed cluster address)")
+        specs.append(network.host_spec(name, hv.get("lab_image", "debian12"), mgmt,
+                                       hv["hardened_stack_address"],
+                                       mgmt_name=None if (target is None or is_ip) else str(target),
+                                       ipv6=ipv6))
     return specs, data
+
+
+def platform_hosts(platforms: list[dict]) -> list[dict]:
+    """Molecule platforms ({name, image, address, cluster_address}) as lab host specs."""
+    specs = []
+    for platform in platforms:
+        name = platform["name"]
+        if "cluster_address" not in platform:
+            raise engine.LabError(f"platform {name} has no cluster_address")
+        specs.append(network.host_spec(name, platform.get("image", "debian12"), platform["address"],
+                                       platform["cluster_address"]))
+    return specs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("up", "down", "report"):
         sp = sub.add_parser(name)
         sp.add_argument("-i", "--inventory", default="inventories/lab")
+        if name == "up":
+            sp.add_argument("--ipv6", action="store_true",
+                            help="dual-stack cluster network: a host without an IPv6 cluster address "
+                                 "gets fd00:A:B:C::D for its A.B.C.D")
     mc = sub.add_parser("molecule-create")
-    mc.add_argument("--platforms", required=True, help="JSON list of {name, image, address}")
+    mc.add_argument("--platforms", required=True, help="JSON list of {name, image, address, cluster_address}")
     mc.add_argument("--label", required=True)
     mc.add_argument("--network", required=True)
     mc.add_argument("--out", required=True, help="where to write the instance configs (JSON)")
@@ -70,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             images.build_all(args.names or None, rebuild=args.rebuild)
         elif args.cmd == "up":
             engine.raise_inotify_limits()
-            specs = inventory_hosts(args.inventory)[0]
-            for inst in hosts.create(specs, LAB_NETWORK, LAB_LABEL):
-                print(f"{inst['instance']:10} {inst['address']:15} {inst['image']}")
+            specs = inventory_hosts(args.inventory, ipv6=args.ipv6)[0]
+            hosts.create(specs, LAB_NETWORK, LAB_LABEL)
+            for spec in specs:
+                print(f"{spec['name']:8} {spec['mgmt_name']:20} {spec['address']:14} "
+                      f"{' '.join(spec['cluster']):32} {spec['image']}")
         elif args.cmd == "down":
             hosts.destroy(LAB_LABEL, LAB_NETWORK)
         elif args.cmd == "report":
@@ -82,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             return report.print_report(specs, data)
         elif args.cmd == "molecule-create":
             engine.raise_inotify_limits()
-            platforms = json.loads(args.platforms)
+            platforms = platform_hosts(json.loads(args.platforms))
             instances = hosts.create(platforms, args.network, args.label)
             with open(args.out, "w", encoding="utf-8") as fh:
                 json.dump(instances, fh)

@@ -2,7 +2,9 @@
 
 Both ``make lab`` (``python -m lab up``) and every Molecule scenario (through
 ``molecule/_shared/create.yml`` -> ``python -m lab molecule-create``) build their
-containers from :func:`run_args`, so a flag changed here changes everywhere.
+containers from :func:`create_args`, so a flag changed here changes everywhere. The container
+is created on its management network; lab/hosts.py then connects it to its cluster network
+(lab/network.py) and starts it, so systemd boots with both interfaces in place.
 
 Why these flags (measured on the Debian 12 build machine, Docker 20.10, cgroup v1):
 
@@ -12,6 +14,8 @@ Why these flags (measured on the Debian 12 build machine, Docker 20.10, cgroup v
 * ``/run``, ``/run/lock`` and ``/tmp`` are tmpfs, as on a booted host.
 * ``SIGRTMIN+3`` is what systemd treats as "shut down cleanly" (``docker stop``
   is then a real clean shutdown; ``docker kill`` is the abrupt node loss).
+* Docker disables IPv6 in a container (no ``::1`` either) unless told otherwise: a host with
+  an IPv6 cluster address gets ``net.ipv6.conf.all.disable_ipv6=0`` (``ipv6=True``).
 """
 
 from __future__ import annotations
@@ -37,19 +41,25 @@ IMAGES = {
 }
 
 
-def run_args(name: str, image: str, network: str, address: str, *,
-             hostname: str | None = None, etc_hosts: dict[str, str] | None = None,
-             label_value: str = "lab") -> list[str]:
-    """Return the ``docker run`` argument list for one systemd lab host."""
+def create_args(name: str, image: str, network: str, address: str, *,
+                hostname: str | None = None, etc_hosts: list[tuple[str, str]] | None = None,
+                label_value: str = "lab", labels: dict[str, str] | None = None,
+                ipv6: bool = False) -> list[str]:
+    """Return the ``docker create`` argument list for one systemd lab host on ``network``
+    (its management network) at ``address``; ``etc_hosts`` are (name, address) pairs."""
     if image not in IMAGES:
         raise ValueError(f"unknown lab image {image!r}; known: {', '.join(sorted(IMAGES))}")
-    args = ["docker", "run", "--detach", "--name", name,
+    args = ["docker", "create", "--name", name,
             "--hostname", hostname or name,
             "--network", network, "--ip", address,
             "--tty", "--stop-signal", STOP_SIGNAL,
             "--cgroupns", "host",
             "--label", f"{LABEL}={label_value}",
             "--env", "container=docker"]
+    for key, value in sorted((labels or {}).items()):
+        args += ["--label", f"{key}={value}"]
+    if ipv6:
+        args += ["--sysctl", "net.ipv6.conf.all.disable_ipv6=0"]
     for cap in CAPABILITIES:
         args += ["--cap-add", cap]
     for opt in SECURITY_OPTS:
@@ -58,7 +68,7 @@ def run_args(name: str, image: str, network: str, address: str, *,
         args += ["--tmpfs", path]
     for vol in VOLUMES:
         args += ["--volume", vol]
-    for host, addr in sorted((etc_hosts or {}).items()):
+    for host, addr in etc_hosts or []:
         if host != (hostname or name):
             args += ["--add-host", f"{host}:{addr}"]
     args.append(IMAGES[image]["tag"])
