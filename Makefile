@@ -12,13 +12,16 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export PYTHONUNBUFFERED := 1
 LAB_INVENTORY ?= inventories/lab
+# Extra arguments of `python -m lab up`, e.g. LAB_UP_ARGS=--ipv6 (dual-stack cluster network).
+LAB_UP_ARGS ?=
 SCENARIO ?= pki
 
 .PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-down test molecule clean
 
 help:
 	@echo "make lab       bring up the lab from $(LAB_INVENTORY) and converge site.yml"
-	@echo "make lab-down  remove the lab hosts"
+	@echo "make lab-down  remove the lab hosts, networks and /etc/hosts names"
+	@echo "make lab LAB_UP_ARGS=--ipv6   the lab with a dual-stack cluster network"
 	@echo "make test      lint, unit, sanity, build and Molecule (what CI runs)"
 	@echo "make molecule SCENARIO=pki   one Molecule scenario"
 
@@ -45,7 +48,7 @@ images: engine
 	$(PY) -m lab images
 
 lab-up: images
-	$(PY) -m lab up -i $(LAB_INVENTORY)
+	$(PY) -m lab up -i $(LAB_INVENTORY) $(LAB_UP_ARGS)
 
 lab-converge:
 	ansible-playbook -i $(LAB_INVENTORY) site.yml $(ANSIBLE_ARGS)
