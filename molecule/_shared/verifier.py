@@ -1,15 +1,134 @@
-"""What the Molecule verifiers (molecule/*/tests/test_*.py) share: rerunning a playbook the way
-Molecule runs it, and reading its PLAY RECAP. A verifier imports it with
+"""What the Molecule verifiers (molecule/*/tests/test_*.py) share: the scenario's hosts and
+their two addresses, rerunning a playbook the way Molecule runs it, and reading its PLAY RECAP.
+A verifier imports it with
 
     sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
     import verifier
+
+Addresses come from the scenario's molecule.yml, the one place a scenario states them (never
+hard-coded in a test). Each platform has two (see .config/molecule/config.yml):
+
+* ``cluster_address(name)``: where the host's services listen and what its peers dial, what
+  pg_hba, the firewall, Sentinel, Patroni and the certificates report
+  (``hardened_stack_address``); an IPv4 or IPv6 literal;
+* ``management_address(name)``: its IPv4 on the management network, where Ansible and
+  testinfra connect (by the name ``management_name(name)``): SSH only, plus nginx 80/443 on
+  a load balancer. No other service answers there.
+
+``url_host(a)`` brackets an IPv6 literal for a URL or ``host:port`` (``host_port(a, 2379)``,
+``url("https", a, 2379, "/health")``); libpq ``host=`` strings and redis-cli ``-h`` take the
+bare literal.
 """
 
+import functools
+import ipaddress
 import os
 import re
 import subprocess
 
+import yaml
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MGMT_DOMAIN = "mgmt.hslab"  # lab/network.py: <host>.mgmt.hslab is the management address
+
+
+def scenario_directory(scenario: str | None = None) -> str:
+    """The scenario's directory: ``scenario`` (a directory or a scenario name), else Molecule's
+    MOLECULE_SCENARIO_DIRECTORY."""
+    if scenario is None:
+        return os.environ["MOLECULE_SCENARIO_DIRECTORY"]
+    if os.path.isdir(scenario):
+        return scenario
+    return os.path.join(PROJECT, "molecule", scenario)
+
+
+@functools.cache
+def _platforms(directory: str) -> dict[str, dict]:
+    with open(os.path.join(directory, "molecule.yml"), encoding="utf-8") as fh:
+        return {p["name"]: p for p in yaml.safe_load(fh)["platforms"]}
+
+
+def platforms(scenario: str | None = None) -> dict[str, dict]:
+    """{name: platform} of the scenario's molecule.yml (name, image, address, cluster_address,
+    groups), in file order."""
+    return _platforms(os.path.abspath(scenario_directory(scenario)))
+
+
+def group(name: str, scenario: str | None = None) -> list[str]:
+    """The platforms whose ``groups`` include ``name``, sorted."""
+    return sorted(n for n, p in platforms(scenario).items() if name in p.get("groups", []))
+
+
+def _literal(value) -> str:
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return str(ipaddress.ip_address(text))
+
+
+def cluster_addresses(name: str, scenario: str | None = None) -> list[str]:
+    """Every cluster address of platform ``name`` (``cluster_address``: a literal or a list, the
+    first being THE address), normalised."""
+    value = platforms(scenario)[name]["cluster_address"]
+    return [_literal(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def cluster_address(name: str, scenario: str | None = None) -> str:
+    """The cluster address of platform ``name``: where its services listen, what peers dial."""
+    return cluster_addresses(name, scenario)[0]
+
+
+def cluster_addresses_of(names, scenario: str | None = None) -> dict[str, str]:
+    """{name: cluster address} for ``names`` (e.g. ``group("redis")``)."""
+    return {n: cluster_address(n, scenario) for n in names}
+
+
+def management_address(name: str, scenario: str | None = None) -> str:
+    """The management IPv4 of platform ``name`` (SSH; nginx 80/443 on a load balancer)."""
+    return _literal(platforms(scenario)[name]["address"])
+
+
+def management_name(name: str) -> str:
+    """The name Ansible connects to (resolves to the management address)."""
+    return f"{name}.{MGMT_DOMAIN}"
+
+
+def cluster_address_literal(value: str) -> str:
+    """An address as a service reported it (``[fd00::11]``, ``FD00:0::11``) in the spelling
+    ``cluster_address`` returns, to compare the two."""
+    return _literal(value)
+
+
+def is_ipv6(address: str) -> bool:
+    return ipaddress.ip_address(_literal(address)).version == 6
+
+
+def url_host(address: str) -> str:
+    """``address`` as it goes into a URL or ``host:port``: IPv6 literals bracketed."""
+    return f"[{_literal(address)}]" if is_ipv6(address) else _literal(address)
+
+
+def host_port(address: str, port: int) -> str:
+    """``10.0.5.11:2379`` / ``[fd00::11]:2379``."""
+    return f"{url_host(address)}:{port}"
+
+
+def url(scheme: str, address: str, port: int, path: str = "") -> str:
+    """``https://[fd00::11]:2379/health``."""
+    return f"{scheme}://{host_port(address, port)}{path}"
+
+
+def socket_url(address: str, port: int, proto: str = "tcp") -> str:
+    """testinfra's socket spec: ``tcp://10.0.5.11:6379`` / ``tcp://fd00::11:6379`` (testinfra
+    splits the port off at the last colon and takes the IPv6 literal unbracketed)."""
+    return f"{proto}://{_literal(address)}:{port}"
+
+
+def gateway(address: str) -> str:
+    """The Docker bridge gateway of the lab network holding ``address`` (the /24's or /64's first
+    host): the source address of traffic from this machine (the controller) to that network."""
+    prefix = 64 if is_ipv6(address) else 24
+    return str(next(ipaddress.ip_network(f"{_literal(address)}/{prefix}", strict=False).hosts()))
 
 
 def molecule_env() -> dict:

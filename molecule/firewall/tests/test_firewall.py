@@ -1,6 +1,11 @@
 """Behaviour of the firewall scenario: who reaches which port, foreign chains, check/diff,
 bad input, lockout drills over SSH, persistence across a restart.
 
+Every host sits on two networks (molecule.yml: `address` on the management network,
+`cluster_address` on the cluster network). The firewall admits the port map's flows from
+cluster addresses only; on the management network only SSH from firewall_ssh_allow (the
+controller, i.e. the management bridge's gateway) and the public ports (nginx 80/443) answer.
+
 Tests run in file order and share the hosts; the drills and the restart come last.
 """
 
@@ -8,6 +13,7 @@ import functools
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -18,13 +24,14 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
+sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 SSH_KEY = os.path.join(os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack")),
                        "ssh", "id_ed25519")
 SSH_OPTS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "ConnectTimeout=5", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
 
-with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as _fh:
-    PLATFORMS = {p["name"]: p for p in yaml.safe_load(_fh)["platforms"]}
+PLATFORMS = verifier.platforms(SCENARIO)
 with open(os.path.join(PROJECT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as _fh:
     PORT_MAP = yaml.safe_load(_fh)["_common_port_map_defaults"]
 MEMBERS = sorted(n for n, p in PLATFORMS.items() if p.get("groups"))
@@ -45,7 +52,8 @@ def in_groups(name, groups):
 
 
 def expected_open(src, dst):
-    """Ports of dst that src may open: a service listening on dst and admitting src."""
+    """Ports of dst's cluster address that src (from its cluster address) may open: a service
+    listening on dst and admitting src."""
     ports = set()
     for entry in PORT_MAP.values():
         if not in_groups(dst, entry["listen"]):
@@ -55,17 +63,26 @@ def expected_open(src, dst):
     return ports
 
 
+def expected_public(dst):
+    """Ports of dst open to any source (nginx 80/443 on a load balancer): all that answers a
+    host on the management network, where no source but firewall_ssh_allow is trusted."""
+    return {e["port"] for e in PORT_MAP.values() if in_groups(dst, e["listen"]) and "any" in e["from"]}
+
+
 @functools.cache
-def scan_once(src, dst):
+def scan_once(src, dst, network="cluster"):
     """Cached scan: the tests before the drills and the restart do not change any ruleset."""
-    return scan(src, dst)
+    return scan(src, dst, network)
 
 
-def scan(src, dst):
-    """{port: state} from an nmap connect scan run on src against dst's address."""
+def scan(src, dst, network="cluster"):
+    """{port: state} from an nmap connect scan run on src against dst's cluster address (or its
+    management address): src's packets leave from its own address on that network."""
+    target = verifier.cluster_address(dst, SCENARIO) if network == "cluster" else \
+        verifier.management_address(dst, SCENARIO)
     out = host(src).check_output(
         "nmap -Pn -sT -n --max-retries 1 --host-timeout 60s --max-rtt-timeout 500ms -p %s %s -oG -",
-        ",".join(str(p) for p in ALL_PORTS), PLATFORMS[dst]["address"])
+        ",".join(str(p) for p in ALL_PORTS), target)
     ports = re.search(r"Ports: (.*)", out).group(1)
     return {int(m.group(1)): m.group(2) for m in re.finditer(r"(\d+)/(\w+)/tcp", ports)}
 
@@ -89,8 +106,10 @@ def recap(out):
     return rows
 
 
-def ssh_from_controller(name, command="true"):
-    res = subprocess.run(["ssh", *SSH_OPTS, "-i", SSH_KEY, f"hslab@{PLATFORMS[name]['address']}", command],
+def ssh_from_controller(name, command="true", address=None):
+    """SSH as Ansible does: to the management address (from the management bridge's gateway)."""
+    target = address or verifier.management_address(name, SCENARIO)
+    res = subprocess.run(["ssh", *SSH_OPTS, "-i", SSH_KEY, f"hslab@{target}", command],
                          capture_output=True, text=True, timeout=60, check=False)
     return res.returncode
 
@@ -118,10 +137,21 @@ def test_outsider_reaches_only_public_ports(dst):
     assert all(s == "filtered" for p, s in states.items() if p not in opened), states
 
 
+@pytest.mark.parametrize("dst", MEMBERS)
+def test_outsider_on_the_management_network_reaches_only_public_ports(dst):
+    states = scan_once(OUTSIDER, dst, "management")
+    opened = {p for p, s in states.items() if s == "open"}
+    assert opened == expected_public(dst)
+    assert all(s == "filtered" for p, s in states.items() if p not in opened), states
+
+
 def test_outsider_cannot_ssh_but_the_loadbalancer_serves_the_world():
     assert 22 not in expected_open(OUTSIDER, "firewall-lb")
     assert {80, 443} <= expected_open(OUTSIDER, "firewall-lb")
     assert scan_once(OUTSIDER, "firewall-db")[22] == "filtered"
+    assert scan_once(OUTSIDER, "firewall-db", "management")[22] == "filtered"
+    # The front door answers on the management side too, as a real one would.
+    assert {p for p, s in scan_once(OUTSIDER, "firewall-lb", "management").items() if s == "open"} >= {80, 443}
 
 
 @pytest.mark.parametrize("src, dst", [(s, d) for s in ("firewall-app", "firewall-mon") for d in MEMBERS if s != d])
@@ -129,6 +159,16 @@ def test_member_reaches_what_the_map_allows(src, dst):
     states = scan_once(src, dst)
     opened = {p for p, s in states.items() if s == "open"}
     assert opened == expected_open(src, dst)
+    assert all(s == "filtered" for p, s in states.items() if p not in opened), states
+
+
+@pytest.mark.parametrize("src, dst", [(s, d) for s in ("firewall-app", "firewall-mon") for d in MEMBERS if s != d])
+def test_member_is_not_trusted_from_its_management_address(src, dst):
+    """A member's management address is no cluster address: over the management network it
+    gets what anybody gets (the public ports), not the map's flows."""
+    states = scan_once(src, dst, "management")
+    opened = {p for p, s in states.items() if s == "open"}
+    assert opened == expected_public(dst)
     assert all(s == "filtered" for p, s in states.items() if p not in opened), states
 
 
@@ -143,6 +183,9 @@ def test_examples_of_the_map():
 @pytest.mark.parametrize("name", MEMBERS)
 def test_controller_reaches_ssh_from_firewall_ssh_allow(name):
     assert ssh_from_controller(name) == 0
+    # firewall_ssh_allow is the management gateway: from the cluster bridge's gateway (the
+    # same machine on the other network) SSH is dropped.
+    assert ssh_from_controller(name, address=verifier.cluster_address(name, SCENARIO)) != 0
 
 
 @pytest.mark.parametrize("name", MEMBERS)
@@ -180,8 +223,12 @@ def test_check_diff_shows_rule_lines_and_applies_nothing():
                        '{"firewall_extra_rules": [{"name": "syslog", "port": 6514, "from": ["monitoring"]}]}')
     assert rc == 0, out
     assert recap(out)["firewall-db"]["changed"] >= 1
-    assert re.search(r'^\+-A HS-INPUT -s 172\.30\.23\.14/32 -p tcp -m tcp --dport 6514 -m comment --comment '
+    # The source is the monitoring host's cluster address (never its management address).
+    mon = re.escape(verifier.cluster_address("firewall-mon", SCENARIO))
+    assert re.search(rf'^\+-A HS-INPUT -s {mon}/32 -p tcp -m tcp --dport 6514 -m comment --comment '
                      r'"hs:syslog" -j ACCEPT$', out, re.M), out
+    mgmt = verifier.management_address("firewall-mon", SCENARIO)
+    assert not [x for x in out.splitlines() if re.match(r"^[+-]?-A ", x) and f"-s {mgmt}/" in x], out
     assert owned("firewall-db") == before
 
 
@@ -256,7 +303,9 @@ def test_lockout_preflight_refuses_before_any_change():
     before = owned(name)
     rc, out = playbook("--limit", name, "-e", '{"firewall_ssh_allow": ["192.0.2.0/24"]}')
     flat = " ".join(out.split())
-    assert rc != 0 and "would not admit new SSH connections from 172.30.23.1" in flat, out
+    # The controller's SSH connection comes from the management bridge's gateway.
+    gateway = verifier.gateway(verifier.management_address(name, SCENARIO))
+    assert rc != 0 and f"would not admit new SSH connections from {gateway}" in flat, out
     assert recap(out)[name]["changed"] == 0
     assert owned(name) == before
 
@@ -286,3 +335,4 @@ def test_ruleset_is_back_after_a_restart():
     assert host(name).service("hardened-stack-firewall").is_running or \
         host(name).run("systemctl is-active hardened-stack-firewall").stdout.strip() == "active"
     assert scan(OUTSIDER, name)[22] == "filtered"
+    assert scan(OUTSIDER, name, "management")[22] == "filtered"

@@ -1,8 +1,15 @@
 """pki: certificates verify against the CA, carry the host's names, keys stay private."""
 
+import ipaddress
+import os
 import re
+import sys
 
 import pytest
+
+SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(SCENARIO)), "molecule", "_shared"))
+import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 
 PKI = "/etc/hardened-stack/pki"
 
@@ -31,9 +38,18 @@ def test_ca_is_in_the_system_trust_store(host, me):
 
 def test_sans_carry_names_and_addresses(host, me):
     text = openssl(host, f"x509 -in {PKI}/{me}.crt -noout -ext subjectAltName")
-    address = host.ansible.get_variables()["ansible_host"]
+    # The cluster address (what peers dial and verify) is in every certificate.
+    name = host.ansible.get_variables()["inventory_hostname"]
+    address = verifier.cluster_address(name, SCENARIO)
     assert f"DNS:{me}" in text
     assert f"IP Address:{address}" in text
+    # So is what Ansible connects to: the management name (an IP literal would be an IP SAN).
+    target = host.ansible.get_variables()["ansible_host"]
+    try:
+        ipaddress.ip_address(target)
+        assert f"IP Address:{target}" in text
+    except ValueError:
+        assert f"DNS:{target}" in text
     assert "DNS:service.lab.test" in text
     assert "IP Address:127.0.0.1" in text
 

@@ -1,12 +1,18 @@
 """Behaviour of the postgres scenario: etcd TLS, replication, endpoints, pg_hba, switchover,
 leader loss, reruns after a failover, check mode and bad input.
 
+The stack runs on IPv6 cluster addresses (molecule.yml cluster_address, fd00:172:30:35::/64):
+every service address below is read from molecule.yml through verifier.cluster_address; URLs
+bracket it, libpq host= strings take it bare. Ansible reaches the hosts over the IPv4
+management network, where none of these services answers.
+
 Tests run in file order and share the cluster: the switchover and the leader kill move the
 leader, the rerun tests then prove that converge leaves the new leader alone.
 """
 
 # ruff: noqa: S608, S310 (SQL from uuid tokens in tests; https URLs to the lab hosts only)
 import functools
+import ipaddress
 import json
 import os
 import re
@@ -30,11 +36,13 @@ sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
 import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 SECRETS = os.path.join(EPHEMERAL, "secrets", "postgres")
 CA = os.path.join(EPHEMERAL, "ca", "ca.crt")
-NODES = {"pg-1": "172.30.25.11", "pg-2": "172.30.25.12", "pg-3": "172.30.25.13"}
-LB = "172.30.25.10"
+# Cluster addresses (where the services listen), from molecule.yml.
+NODES = verifier.cluster_addresses_of(verifier.group("postgres", SCENARIO), SCENARIO)
+LB = verifier.cluster_address("pg-lb", SCENARIO)
 WRITE, READ, API = 5000, 5001, 8008
 APP = "pg-app"
 OUTSIDER = "pg-outsider"
+ETCD = verifier.url("https", NODES["pg-1"], 2379)
 
 
 def host(name):
@@ -48,7 +56,7 @@ def secret(user):
 
 def api(node, path="/cluster", timeout=3):
     ctx = ssl.create_default_context(cafile=CA)
-    with urllib.request.urlopen(f"https://{NODES[node]}:{API}{path}", context=ctx, timeout=timeout) as resp:
+    with urllib.request.urlopen(verifier.url("https", NODES[node], API, path), context=ctx, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
@@ -102,8 +110,14 @@ recap = verifier.recap
 
 
 def endpoint_server(port=WRITE, user="app"):
+    """The address the endpoint's server answered on (normalised, to compare with NODES)."""
     res = psql(APP, "select inet_server_addr()", user=user, port=port)
-    return res.stdout.strip() if res.rc == 0 else None
+    return normal(res.stdout.strip()) if res.rc == 0 and res.stdout.strip() else None
+
+
+def normal(address):
+    """An IP literal in one spelling (brackets and a /prefix dropped, IPv6 compressed)."""
+    return str(ipaddress.ip_address(address.strip().strip("[]").split("/")[0]))
 
 
 # -- etcd --------------------------------------------------------------------------------------
@@ -111,16 +125,24 @@ def endpoint_server(port=WRITE, user="app"):
 def test_etcd_cluster_is_healthy_over_mutual_tls():
     node = host("pg-1")
     tls = "--cacert /etc/etcd/tls/ca.crt --cert /etc/etcd/tls/server.crt --key /etc/etcd/tls/server.key"
-    res = node.run(f"sudo etcdctl --endpoints https://172.30.25.11:2379 {tls} endpoint health --cluster")
+    res = node.run(f"sudo etcdctl --endpoints {ETCD} {tls} endpoint health --cluster")
     assert res.rc == 0, res.stderr
     assert res.stdout.count("is healthy") + res.stderr.count("is healthy") == 3
+    # Every member advertises its (bracketed IPv6) cluster address.
+    for addr in NODES.values():
+        assert verifier.url("https", addr, 2379) in res.stdout + res.stderr, res.stdout + res.stderr
     # No client certificate: refused.
-    res = node.run("sudo etcdctl --endpoints https://172.30.25.11:2379 --cacert /etc/etcd/tls/ca.crt "
+    res = node.run(f"sudo etcdctl --endpoints {ETCD} --cacert /etc/etcd/tls/ca.crt "
                    "--dial-timeout 2s --command-timeout 3s endpoint health")
     assert res.rc != 0
     # Plain HTTP: not served.
-    plain = "import urllib.request; urllib.request.urlopen('http://172.30.25.11:2379/health', timeout=3)"
+    health = verifier.url("http", NODES["pg-1"], 2379, "/health")
+    plain = f"import urllib.request; urllib.request.urlopen('{health}', timeout=3)"
     assert node.run(f"python3 -c \"{plain}\"").rc != 0
+    # Not on the management network: with the client certificate, nothing answers there.
+    mgmt = verifier.url("https", verifier.management_address("pg-1", SCENARIO), 2379)
+    res = node.run(f"sudo etcdctl --endpoints {mgmt} {tls} --dial-timeout 2s --command-timeout 3s endpoint health")
+    assert res.rc != 0
 
 
 def test_etcd_config_says_existing_after_bootstrap():
@@ -139,6 +161,9 @@ def test_one_leader_two_streaming_replicas():
     assert res.stdout.strip() == "2", res.stdout + res.stderr
     slots = local_sql(lead, "select count(*) from pg_replication_slots where active", db="postgres")
     assert slots.stdout.strip() == "2"
+    # Patroni reports each member on its cluster address (an IPv6 literal here).
+    hosts = {m["name"]: normal(m["host"]) for m in cluster()["members"]}
+    assert hosts == NODES, hosts
 
 
 def test_default_debian_cluster_is_absent():
@@ -196,10 +221,41 @@ def test_pg_hba_has_no_trust_md5_or_password_and_remote_lines_are_hostssl():
         assert not re.search(r"^\s*[^#].*\b(trust|md5|password)\s*$", text, re.M)
 
 
+def test_pg_hba_admits_cluster_addresses_only():
+    """Remote lines name cluster addresses (the members' and the app host's), never a
+    management address; the outsider's is absent."""
+    cluster = {normal(verifier.cluster_address(n, SCENARIO)): n for n in verifier.platforms(SCENARIO)}
+    management = {verifier.management_address(n, SCENARIO) for n in verifier.platforms(SCENARIO)}
+    for node in NODES:
+        rows = local_sql(node, "select coalesce(address, '') from pg_hba_file_rules where type = 'hostssl'",
+                         db="postgres")
+        assert rows.rc == 0, rows.stderr
+        found = {normal(a) for a in rows.stdout.split() if a and a not in ("all", "samehost", "samenet")}
+        assert found and found <= set(cluster), found
+        assert not found & management, found
+        assert {normal(NODES[n]) for n in NODES} | {normal(verifier.cluster_address(APP, SCENARIO))} <= found, found
+        assert normal(verifier.cluster_address(OUTSIDER, SCENARIO)) not in found, found
+
+
 def test_outsider_is_rejected():
     res = psql(OUTSIDER, "select 1", addr=NODES[leader()], port=5432, sslmode="require")
     assert res.rc != 0
     assert "no pg_hba.conf entry" in res.stderr, res.stderr
+    # ... and named by its cluster address (it dialled over the cluster network).
+    assert verifier.cluster_address(OUTSIDER, SCENARIO) in res.stderr, res.stderr
+
+
+def test_services_do_not_answer_on_the_management_address():
+    """PostgreSQL, Patroni and the endpoints listen on cluster addresses only."""
+    lead = leader()
+    res = psql(APP, "select 1", addr=verifier.management_address(lead, SCENARIO), port=5432)
+    assert res.rc != 0 and "pg_hba" not in res.stderr, res.stderr
+    res = psql(APP, "select 1", addr=verifier.management_address("pg-lb", SCENARIO), port=WRITE)
+    assert res.rc != 0, res.stdout
+    for node in NODES:
+        for port in (5432, API, 2379, 2380):
+            probe = f"timeout 4 bash -c 'echo > /dev/tcp/{verifier.management_address(node, SCENARIO)}/{port}'"
+            assert host(APP).run(probe).rc != 0, (node, port)
 
 
 def test_non_tls_remote_connection_is_rejected():
@@ -221,7 +277,8 @@ def test_readonly_role_reads_but_cannot_write():
 
 def test_patroni_api_unsafe_endpoints_need_a_client_certificate_and_a_password():
     ctx = ssl.create_default_context(cafile=CA)
-    req = urllib.request.Request(f"https://{NODES['pg-1']}:{API}/config", data=b'{"ttl": 30}', method="PATCH")
+    req = urllib.request.Request(verifier.url("https", NODES["pg-1"], API, "/config"), data=b'{"ttl": 30}',
+                                 method="PATCH")
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req, context=ctx, timeout=3)
     assert exc.value.code == 403  # no client certificate
@@ -230,7 +287,8 @@ def test_patroni_api_unsafe_endpoints_need_a_client_certificate_and_a_password()
         "import ssl, urllib.request, urllib.error\n"
         "ctx = ssl.create_default_context(cafile='/etc/patroni/tls/ca.crt')\n"
         "ctx.load_cert_chain('/etc/patroni/tls/server.crt', '/etc/patroni/tls/server.key')\n"
-        "req = urllib.request.Request('https://172.30.25.11:8008/config', data=b'{}', method='PATCH')\n"
+        f"req = urllib.request.Request('{verifier.url('https', NODES['pg-1'], API, '/config')}', data=b'{{}}', "
+        "method='PATCH')\n"
         "try:\n"
         "    urllib.request.urlopen(req, context=ctx, timeout=3)\n"
         "    print(200)\n"

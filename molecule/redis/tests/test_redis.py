@@ -19,7 +19,8 @@ PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
 sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
 import verifier  # noqa: E402  (molecule/_shared/verifier.py)
 SECRETS = os.path.join(EPHEMERAL, "secrets", "redis")
-NODES = {"redis-1": "172.30.26.11", "redis-2": "172.30.26.12", "redis-3": "172.30.26.13"}
+# Cluster addresses (where Redis and Sentinel listen, what Sentinel reports), from molecule.yml.
+NODES = verifier.cluster_addresses_of(verifier.group("redis", SCENARIO), SCENARIO)
 CLIENT = "redis-client"
 VALKEY = "redis-valkey"
 
@@ -83,10 +84,15 @@ def test_services_and_listeners():
         assert h.service("redis-server").is_running
         assert h.service("redis-server").is_enabled
         assert h.service("redis-sentinel").is_running
-        assert h.socket(f"tcp://{ip}:6379").is_listening
+        assert h.socket(verifier.socket_url(ip, 6379)).is_listening
         assert h.socket("tcp://127.0.0.1:6379").is_listening
         assert not h.socket("tcp://0.0.0.0:6379").is_listening
-        assert h.socket(f"tcp://{ip}:26379").is_listening
+        assert h.socket(verifier.socket_url(ip, 26379)).is_listening
+        # Neither listens on the management address, nor answers a client there.
+        mgmt = verifier.management_address(name, SCENARIO)
+        for port in (6379, 26379):
+            assert not h.socket(verifier.socket_url(mgmt, port)).is_listening
+            assert host(CLIENT).run(f"timeout 4 bash -c 'echo > /dev/tcp/{mgmt}/{port}'").rc != 0, (name, port)
         # container-only relaxation present, sandboxing kept
         dropin = h.file("/etc/systemd/system/redis-server.service.d/50-hardened-stack.conf").content_string
         assert "PrivateUsers=false" in dropin and "ProtectSystem=strict" in dropin
@@ -114,6 +120,19 @@ def test_ckquorum_on_every_sentinel():
     for name in NODES:
         out = sentinel(name, "ckquorum", "main")
         assert out.startswith("OK 3 usable Sentinels"), out
+
+
+def test_sentinels_know_the_master_and_each_other_by_cluster_address():
+    m = master_ip()
+    assert m in NODES.values(), m
+    for name in NODES:
+        assert sentinel(name, "get-master-addr-by-name", "main").splitlines()[0] == m
+        peers = sentinel(name, "sentinels", "main").splitlines()
+        ips = {peers[i + 1] for i in range(len(peers) - 1) if peers[i] == "ip"}
+        assert ips == set(NODES.values()) - {NODES[name]}, (name, ips)
+        replicas = sentinel(name, "replicas", "main").splitlines()
+        ips = {replicas[i + 1] for i in range(len(replicas) - 1) if replicas[i] == "ip"}
+        assert ips == set(NODES.values()) - {m}, (name, ips)
 
 
 def test_sentinel_tunables():
@@ -209,7 +228,7 @@ def test_valkey_on_debian13():
     assert "valkey_version:8" in cli(VALKEY, "INFO server", **vk)
     assert cli(VALKEY, "SET hs:v 1", user="app", **vk) == "OK"
     assert "NOPERM" in cli(VALKEY, "FLUSHALL", user="app", **vk)
-    assert "NOAUTH" in cli(VALKEY, "PING", user=None, addr="172.30.26.21", **vk)
+    assert "NOAUTH" in cli(VALKEY, "PING", user=None, addr=verifier.cluster_address(VALKEY, SCENARIO), **vk)
     out = cli(VALKEY, "SENTINEL ckquorum main", user="sentinel", port=26379, **vk)
     assert out.startswith("OK 1 usable Sentinels"), out
 

@@ -38,18 +38,16 @@ def _instances():
         return yaml.safe_load(fh)["all"]["hosts"]
 
 
-def _platforms():
-    with open(os.path.join(SCENARIO, "molecule.yml"), encoding="utf-8") as fh:
-        return {p["name"]: p for p in yaml.safe_load(fh)["platforms"]}
-
-
 INSTANCES = _instances()
-PLATFORMS = _platforms()
-ADDR = {name: p["address"] for name, p in PLATFORMS.items()}
+PLATFORMS = verifier.platforms(SCENARIO)
+# Where each host's services listen and peers dial (molecule.yml cluster_address); MGMT is its
+# management address: SSH, and the public entry (nginx 80/443) on the load balancer only.
+ADDR = {name: verifier.cluster_address(name, SCENARIO) for name in PLATFORMS}
+MGMT = {name: verifier.management_address(name, SCENARIO) for name in PLATFORMS}
 
 
 def in_group(group):
-    return sorted(name for name, p in PLATFORMS.items() if group in p["groups"])
+    return verifier.group(group, SCENARIO)
 
 
 # The port map (roles/_common/defaults/main.yml): ports are never re-declared here.
@@ -126,7 +124,7 @@ def credentials():
     return f"prometheus:{password()}"
 
 
-PROM = f"https://{ADDR[MON]}:{PORT_MAP['prometheus']['port']}"
+PROM = verifier.url("https", ADDR[MON], PORT_MAP["prometheus"]["port"])
 
 
 def prometheus(path):
@@ -152,7 +150,8 @@ def patroni_members():
     """Patroni's view of the cluster, from the first member whose REST API answers (asked
     from stack-pg1: a member whose Patroni is stopped does not answer)."""
     port = PORT_MAP["patroni_api"]["port"]
-    answers = fetch([f"https://{ADDR[name]}:{port}/cluster" for name in in_group("postgres")], on="stack-pg1")
+    answers = fetch([verifier.url("https", ADDR[name], port, "/cluster") for name in in_group("postgres")],
+                    on="stack-pg1")
     for status, body in answers.values():
         if status == "200":
             return json.loads(body)["members"]
@@ -160,10 +159,10 @@ def patroni_members():
 
 
 def member_host(member):
-    """The scenario host of a Patroni member (its name, else its address)."""
+    """The scenario host of a Patroni member (its name, else its cluster address)."""
     if member["name"] in ADDR:
         return member["name"]
-    return {address: name for name, address in ADDR.items()}[member["host"]]
+    return {address: name for name, address in ADDR.items()}[verifier.cluster_address_literal(member["host"])]
 
 
 def streaming_replicas(members):

@@ -3,7 +3,7 @@
 Every target of every tier up through Prometheus' API, with its cluster and role labels;
 each exporter refuses scrapes without credentials (401, or no TLS session without a client
 certificate for the redis exporter) and answers with them; the client (in no tier group)
-gets no metrics; exporters serve TLS only on the private address; Prometheus and
+gets no metrics; exporters serve TLS only on the cluster address; Prometheus and
 Alertmanager need credentials; certificate expiry and the alert rules reach Prometheus;
 stopping Redis and PostgreSQL (on replicas, so the stack stays usable, restarted after)
 raises their alerts; bad input stops the site playbook before any change.
@@ -14,17 +14,18 @@ Shared helpers: stackutil.py.
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
-from stackutil import (ADDR, CLIENT, INSTANCES, MON, PORT_MAP, PROM, credentials, fetch, host, in_group,
-                       member_host, patroni_members, playbook, prometheus, recap, request, streaming_replicas, wait_for)
+from stackutil import (ADDR, CLIENT, INSTANCES, MGMT, MON, PORT_MAP, PROM, credentials, fetch, host, in_group,
+                       member_host, patroni_members, playbook, prometheus, recap, request, streaming_replicas,
+                       verifier, wait_for)
 
 PORTS = {name: PORT_MAP[f"{name}_exporter"]["port"] for name in ("node", "postgres", "redis", "nginx")}
 # Prometheus' own client certificate (the redis exporter wants one).
 CERT = "/etc/prometheus/tls/tls.crt"
 KEY = "/etc/prometheus/tls/tls.key"
-ALERTMANAGER = f"https://{ADDR[MON]}:{PORT_MAP['alertmanager']['port']}/api/v2/status"
+ALERTMANAGER = verifier.url("https", ADDR[MON], PORT_MAP["alertmanager"]["port"], "/api/v2/status")
 CLUSTER = "hardened-stack"
 # Which exporter runs where (the port map's listen groups of the lab topology).
 EXPORTER_GROUPS = {"node": None, "postgres": "postgres", "redis": "redis", "nginx": "loadbalancers"}
@@ -34,8 +35,8 @@ def exporters_of(name):
     return [e for e, group in EXPORTER_GROUPS.items() if group is None or name in in_group(group)]
 
 
-def url(name, exporter, scheme="https"):
-    return f"{scheme}://{ADDR[name]}:{PORTS[exporter]}/metrics"
+def url(name, exporter, scheme="https", address=None):
+    return verifier.url(scheme, address or ADDR[name], PORTS[exporter], "/metrics")
 
 
 ALL_EXPORTERS = [(name, exporter) for name in sorted(ADDR) for exporter in exporters_of(name)]
@@ -62,6 +63,11 @@ def test_every_target_is_up():
     targets = prometheus("/api/v1/targets?state=active")["activeTargets"]
     nodes = {t["labels"]["instance"] for t in targets if t["labels"].get("job") == "node"}
     assert nodes == set(ADDR), nodes
+    # Every target is scraped on its host's cluster address (never the management one).
+    wrong = {f"{t['labels'].get('job')}/{t['labels']['instance']}": t["scrapeUrl"] for t in targets
+             if t["labels"].get("instance") in ADDR
+             and verifier.cluster_address_literal(urlsplit(t["scrapeUrl"]).hostname) != ADDR[t["labels"]["instance"]]}
+    assert not wrong, wrong
     # Never scraped at all: Prometheus is masked while Debian's package installs, so its
     # example configuration (localhost:9090, localhost:9100) never ran and left no series.
     leftovers = prometheus("/api/v1/series?match[]=" + quote('up{instance=~"localhost:.*"}'))
@@ -112,13 +118,21 @@ def test_exporters_serve_tls_only():
 
 
 @pytest.mark.parametrize("name", sorted(ADDR))
-def test_exporters_bound_to_the_private_address_only(name):
+def test_exporters_bound_to_the_cluster_address_only(name):
     h = host(name)
     for exporter in exporters_of(name):
         port = PORTS[exporter]
-        assert h.socket(f"tcp://{ADDR[name]}:{port}").is_listening, (name, exporter)
+        assert h.socket(verifier.socket_url(ADDR[name], port)).is_listening, (name, exporter)
+        assert not h.socket(verifier.socket_url(MGMT[name], port)).is_listening, (name, exporter)
         assert not h.socket(f"tcp://0.0.0.0:{port}").is_listening, (name, exporter)
         assert not h.socket(f"tcp://:::{port}").is_listening, (name, exporter)
+
+
+def test_exporters_do_not_answer_on_management_addresses():
+    """Even Prometheus' host, with the credentials, gets nothing on a management address."""
+    urls = [url(name, exporter, address=MGMT[name]) for name, exporter in ALL_EXPORTERS]
+    got = {u: r[0] for u, r in fetch(urls, on=MON, auth=credentials(), cert=CERT, key=KEY, timeout=5).items()}
+    assert {u: s for u, s in got.items() if s != "000"} == {}, got
 
 
 def test_prometheus_and_alertmanager_need_credentials():

@@ -1,9 +1,11 @@
 """The whole stack, used from a client host as users use it.
 
 The client is in no tier group: it reaches the stack through nginx (443, 80) and nothing
-else. The first test proves the converge ran the collection installed from its tarball (the
-scenario's prepare builds and installs it). Monitoring is verified in test_monitoring.py, which
-pytest runs first. The last test reruns the site playbook in check/diff mode with -v on the
+else, on the load balancer's management address (the public entry, as the world dials it) as
+on its cluster address; every internal service listens on cluster addresses only. The first
+test proves the converge ran the collection installed from its tarball (the scenario's
+prepare builds and installs it). Monitoring is verified in test_monitoring.py, which pytest
+runs first. The last test reruns the site playbook in check/diff mode with -v on the
 converged stack: nothing may change and no secret may appear in that output. Shared helpers:
 stackutil.py.
 """
@@ -17,20 +19,27 @@ import subprocess
 import uuid
 
 import pytest
-from stackutil import (CLIENT, PROJECT, SECRETS, fetch, host, patroni_members, playbook, recap_changed,
-                       streaming_replicas)
+from stackutil import (ADDR, CLIENT, MGMT, PORT_MAP, PROJECT, SECRETS, fetch, host, patroni_members, playbook,
+                       recap_changed, streaming_replicas, verifier)
 
-LB = "172.30.28.10"
-INTERNAL = {"postgresql": ("172.30.28.31", 5432), "patroni": ("172.30.28.31", 8008),
-            "etcd": ("172.30.28.31", 2379), "redis": ("172.30.28.41", 6379),
-            "sentinel": ("172.30.28.41", 26379), "pg_write": (LB, 5000),
-            "node_exporter": ("172.30.28.31", 9100), "app": ("172.30.28.21", 8000)}
+LB = ADDR["stack-lb1"]  # the load balancer's cluster address (HAProxy endpoints, nginx)
+FRONT = MGMT["stack-lb1"]  # its management address: the public entry (nginx 80/443) only
+# (host, port map entry) of each internal service; dialled on cluster and management addresses.
+INTERNAL = {"postgresql": ("stack-pg1", "postgresql"), "patroni": ("stack-pg1", "patroni_api"),
+            "etcd": ("stack-pg1", "etcd_client"), "redis": ("stack-redis1", "redis"),
+            "sentinel": ("stack-redis1", "redis_sentinel"), "pg_write": ("stack-lb1", "pg_write"),
+            "node_exporter": ("stack-pg1", "node_exporter"), "app": ("stack-app1", "app_http")}
 
 
-def curl(path, method="GET", scheme="https", *, on=CLIENT, address=LB):
+def curl(path, method="GET", scheme="https", *, on=CLIENT, address=FRONT):
     """(status, body) of a request from a host (the client by default) to the load balancer."""
-    url = f"{scheme}://{address}{path}"
+    url = f"{scheme}://{verifier.url_host(address)}{path}"
     return fetch([url], on=on, method=method)[url]
+
+
+def reach(on, address, port):
+    """Whether a TCP connection from host ``on`` to address:port is accepted (4 s)."""
+    return host(on).run(f"timeout 4 bash -c 'echo > /dev/tcp/{address}/{port}'").rc == 0
 
 
 def test_the_converge_used_the_collection_installed_from_its_tarball():
@@ -63,6 +72,12 @@ def test_http_redirects_to_https():
     assert status == "301"
 
 
+def test_the_public_entry_answers_on_the_cluster_address_too():
+    status, body = curl("/health", address=LB)
+    assert status == "200", body
+    assert curl("/health", scheme="http", address=LB)[0] == "301"
+
+
 def test_requests_are_spread_over_both_app_servers():
     hosts = set()
     for _attempt in range(8):
@@ -81,18 +96,21 @@ def test_a_write_through_the_stack_is_read_back():
     assert json.loads(body)["ok"] is True
 
 
+@pytest.mark.parametrize("network", ["cluster", "management"])
 @pytest.mark.parametrize("service", sorted(INTERNAL))
-def test_client_cannot_reach_internal_services(service):
-    address, port = INTERNAL[service]
-    res = host(CLIENT).run(f"timeout 4 bash -c 'echo > /dev/tcp/{address}/{port}'")
-    assert res.rc != 0, f"{service} ({address}:{port}) answered the client"
+def test_client_cannot_reach_internal_services(service, network):
+    name, entry = INTERNAL[service]
+    address, port = (ADDR if network == "cluster" else MGMT)[name], PORT_MAP[entry]["port"]
+    assert not reach(CLIENT, address, port), f"{service} ({address}:{port}) answered the client"
 
 
 def test_app_server_reaches_its_database_and_cache_directly_only_as_the_port_map_allows():
-    app = host("stack-app1")
     # app -> write endpoint on the load balancer: allowed; app -> etcd: not in the port map.
-    assert app.run(f"timeout 4 bash -c 'echo > /dev/tcp/{LB}/5000'").rc == 0
-    assert app.run("timeout 4 bash -c 'echo > /dev/tcp/172.30.28.31/2379'").rc != 0
+    assert reach("stack-app1", LB, PORT_MAP["pg_write"]["port"])
+    assert not reach("stack-app1", ADDR["stack-pg1"], PORT_MAP["etcd_client"]["port"])
+    # The same flows over the management network: the app server is nobody there.
+    assert not reach("stack-app1", MGMT["stack-lb1"], PORT_MAP["pg_write"]["port"])
+    assert not reach("stack-app1", MGMT["stack-pg1"], PORT_MAP["postgresql"]["port"])
 
 
 def test_one_patroni_leader_two_streaming_replicas():
