@@ -23,12 +23,17 @@ SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
 sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
 import verifier  # noqa: E402  (molecule/_shared/verifier.py)
-LBS = {"nginx-lb1": "172.30.24.10", "nginx-lb2": "172.30.24.11"}
+# Addresses from molecule.yml. The public entry (80/443) is dialled as the world dials it: on
+# the load balancers' management addresses (nginx answers 80/443 on every address), from the
+# client's management address. Everything else (the exporter ports, the upstreams) is on the
+# cluster network: LBS and APP_IPS are cluster addresses.
+LBS = verifier.cluster_addresses_of(verifier.group("loadbalancers", SCENARIO), SCENARIO)
+FRONT = {lb: verifier.management_address(lb, SCENARIO) for lb in LBS}
 APPS = ["nginx-app1", "nginx-app2"]
 CLIENT = "nginx-client"
-CLIENT_IP = "172.30.24.30"
+CLIENT_IP = verifier.management_address(CLIENT, SCENARIO)
 MON = "nginx-mon"
-APP_IPS = {"nginx-app1": "172.30.24.21", "nginx-app2": "172.30.24.22"}
+APP_IPS = verifier.cluster_addresses_of(APPS, SCENARIO)
 CA = "/etc/hardened-stack/pki/ca.crt"
 LIVE_SITE = "/etc/nginx/hardened-stack/sites/shop.conf"
 # The role's default security headers (defaults/main.yml) and the scenario's CSP override.
@@ -56,11 +61,13 @@ def host(name):
     return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}", sudo=True)
 
 
-def curl(lb, path="/", *args, scheme="https"):
+def curl(lb, path="/", *args, scheme="https", address=None):
     """curl from the client host to a load balancer by name (verified against the system
-    trust store, where the pki role put the lab CA). Returns (status, headers, body)."""
+    trust store, where the pki role put the lab CA), on its public entry (or ``address``).
+    Returns (status, headers, body)."""
     port = 443 if scheme == "https" else 80
-    cmd = (f"curl -sS --max-time 10 -D /dev/stderr --resolve {lb}:{port}:{LBS[lb]} "
+    target = verifier.url_host(address or FRONT[lb])
+    cmd = (f"curl -sS --max-time 10 -D /dev/stderr --resolve {lb}:{port}:{target} "
            f"{' '.join(args)} {scheme}://{lb}{path}")
     res = host(CLIENT).run(cmd)
     assert res.rc == 0, res.stderr
@@ -78,10 +85,10 @@ def burst(lb, path, count, parallel=True):
     url = f"https://{lb}{path}"
     if parallel:
         cmd = (f"seq {count} | xargs -P {count} -I{{}} curl -s -o /dev/null -w '%{{http_code}}\\n' "
-               f"--max-time 10 --resolve {lb}:443:{LBS[lb]} {url}")
+               f"--max-time 10 --resolve {lb}:443:{FRONT[lb]} {url}")
     else:
         cmd = (f"for i in $(seq {count}); do curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 10 "
-               f"--resolve {lb}:443:{LBS[lb]} {url}; sleep 0.6; done")
+               f"--resolve {lb}:443:{FRONT[lb]} {url}; sleep 0.6; done")
     res = host(CLIENT).run(cmd)
     return [int(c) for c in res.stdout.split()]
 
@@ -93,7 +100,7 @@ recap = verifier.recap
 def sslscan(lb):
     """{'protocols': {name: enabled}, 'ciphers': [(protocol, cipher)]} as the client sees it."""
     out = host(CLIENT).run(f"sslscan --no-colour --no-heartbleed --no-compression --no-fallback "
-                           f"--no-renegotiation --sni-name={lb} {LBS[lb]}:443").stdout
+                           f"--no-renegotiation --sni-name={lb} {FRONT[lb]}:443").stdout
     protocols = {m.group(1): m.group(2) == "enabled"
                  for m in re.finditer(r"^(SSLv[23]|TLSv1\.[0-3])\s+(enabled|disabled)", out, re.M)}
     ciphers = re.findall(r"^(?:Preferred|Accepted)\s+(TLSv1\.[0-3]|SSLv[23])\s+\d+ bits\s+(\S+)", out, re.M)
@@ -128,21 +135,21 @@ def test_modern_offers_tls13_only():
 
 @pytest.mark.parametrize("lb", sorted(LBS))
 def test_certificate_chain_verifies_against_the_lab_ca(lb):
-    res = host(CLIENT).run(f"openssl s_client -connect {LBS[lb]}:443 -servername {lb} -verify_return_error "
+    res = host(CLIENT).run(f"openssl s_client -connect {FRONT[lb]}:443 -servername {lb} -verify_return_error "
                            f"-verify_hostname {lb} -CAfile {CA} </dev/null")
     assert res.rc == 0 and "Verify return code: 0 (ok)" in res.stdout, res.stdout + res.stderr
     # Session tickets are off: a TLS 1.2 session carries no ticket (the session cache resumes).
-    tls12 = host(CLIENT).run(f"openssl s_client -tls1_2 -connect {LBS[lb]}:443 -servername {lb} </dev/null")
+    tls12 = host(CLIENT).run(f"openssl s_client -tls1_2 -connect {FRONT[lb]}:443 -servername {lb} </dev/null")
     if lb == "nginx-lb1":
         assert "Protocol  : TLSv1.2" in tls12.stdout and "TLS session ticket" not in tls12.stdout, tls12.stdout
     # ... and a client without the lab CA refuses the certificate.
     alien = host(CLIENT).run(f"curl -sS --max-time 5 --cacert /etc/ssl/certs/ISRG_Root_X1.pem --capath /nonexistent "
-                             f"--resolve {lb}:443:{LBS[lb]} https://{lb}/")
+                             f"--resolve {lb}:443:{FRONT[lb]} https://{lb}/")
     assert alien.rc != 0
 
 
 def test_old_protocols_refused_even_at_security_level_0():
-    res = host(CLIENT).run(f"openssl s_client -connect {LBS['nginx-lb1']}:443 -tls1_1 "
+    res = host(CLIENT).run(f"openssl s_client -connect {FRONT['nginx-lb1']}:443 -tls1_1 "
                            f"-cipher 'DEFAULT:@SECLEVEL=0' </dev/null")
     assert res.rc != 0
 
@@ -179,6 +186,16 @@ def test_proxy_headers_reach_the_backend():
     assert seen["x-forwarded-proto"] == "https"
 
 
+@pytest.mark.parametrize("lb", sorted(LBS))
+def test_public_entry_answers_on_the_cluster_address_too(lb):
+    """80/443 answer on every address: from the cluster network the client is its cluster address."""
+    status, _headers, body = curl(lb, "/headers", address=LBS[lb])
+    seen = {k.lower(): v for k, v in json.loads(body).items()}
+    assert status == 200
+    assert seen["x-real-ip"] == verifier.cluster_address(CLIENT, SCENARIO)
+    assert curl(lb, "/", scheme="http", address=LBS[lb])[0] == 301
+
+
 def test_gzip_for_text():
     status, headers, _body = curl("nginx-lb1", "/big", "-H 'Accept-Encoding: gzip'", "-o /dev/null")
     assert status == 200 and headers.get("content-encoding") == "gzip"
@@ -198,12 +215,12 @@ def test_rate_limit_within_gives_200_beyond_gives_429():
 
 def test_request_body_and_header_size_limits():
     big_body = host(CLIENT).run(f"head -c 2000000 /dev/zero | curl -s -o /dev/null -w '%{{http_code}}' "
-                                f"--resolve nginx-lb1:443:{LBS['nginx-lb1']} --data-binary @- https://nginx-lb1/")
+                                f"--resolve nginx-lb1:443:{FRONT['nginx-lb1']} --data-binary @- https://nginx-lb1/")
     assert big_body.stdout == "413"
 
     def with_header(size, *opts):
         return host(CLIENT).run(f"curl -s -o /dev/null -w '%{{http_code}}' {' '.join(opts)} -H \"X-Big: $(head -c "
-                                f"{size} /dev/zero | tr '\\0' a)\" --resolve nginx-lb1:443:{LBS['nginx-lb1']} "
+                                f"{size} /dev/zero | tr '\\0' a)\" --resolve nginx-lb1:443:{FRONT['nginx-lb1']} "
                                 f"https://nginx-lb1/").stdout
     # large_client_header_buffers 4 8k: a 7 kB header passes, a 9 kB one is refused (HTTP/1.1);
     # over HTTP/2 the limit applies to the Huffman-coded field (5 bits per 'a').
@@ -331,7 +348,7 @@ def scrape(lb, port=NGINX_LOG_PORT, source=MON, auth=True):
     verified against the lab CA, from `source`, with Prometheus' credentials when auth."""
     cred = f"-u prometheus:{scrape_password()}" if auth else ""
     res = host(source).run(f"curl -sS --max-time 10 --cacert {CA} {cred} -w '\\n%{{http_code}}' "
-                           f"--resolve {lb}:{port}:{LBS[lb]} https://{lb}:{port}/metrics")
+                           f"--resolve {lb}:{port}:{verifier.url_host(LBS[lb])} https://{lb}:{port}/metrics")
     assert res.rc == 0, res.stderr
     body, _sep, code = res.stdout.rpartition("\n")
     return int(code), body
@@ -373,8 +390,13 @@ def test_metrics_port_needs_credentials_and_a_monitoring_address(lb):
     # mtail itself listens on loopback only (nginx holds the private address), as user mtail.
     lbh = host(lb)
     local = {line.split()[3] for line in lbh.run("ss -Hltn").stdout.splitlines() if line.strip()}
-    assert f"127.0.0.1:{NGINX_LOG_PORT}" in local and f"{LBS[lb]}:{NGINX_LOG_PORT}" in local, local
+    cluster = verifier.host_port(LBS[lb], NGINX_LOG_PORT)
+    assert f"127.0.0.1:{NGINX_LOG_PORT}" in local and cluster in local, local
     assert f"0.0.0.0:{NGINX_LOG_PORT}" not in local and f"*:{NGINX_LOG_PORT}" not in local, local
+    # The exporter ports are cluster-only: nothing listens on, or answers at, the management address.
+    for port in (NGINX_LOG_PORT, NGINX_EXPORTER_PORT):
+        assert verifier.host_port(FRONT[lb], port) not in local, local
+        assert host(MON).run(f"timeout 4 bash -c 'echo > /dev/tcp/{FRONT[lb]}/{port}'").rc != 0, port
     pid = lbh.run("systemctl show -p MainPID --value mtail.service").stdout.strip()
     assert lbh.run(f"ps -o user= -p {pid}").stdout.strip() == "mtail"
     assert "hardened-stack-nginx.mtail" in lbh.run("ls /etc/mtail").stdout
@@ -402,7 +424,7 @@ def test_requests_through_the_lb_raise_the_2xx_counter(lb):
 
 def test_stopped_backends_raise_5xx_and_upstream_failure_counters():
     lb = "nginx-lb1"
-    app1 = f"{APP_IPS['nginx-app1']}:{APP_PORT}"
+    app1 = verifier.host_port(APP_IPS["nginx-app1"], APP_PORT)
     _status, body = scrape(lb)
     failed_before = metric(body, "hardened_nginx_upstream_responses_total", peer=app1, status_class="5xx")
     connect_before = metric(body, "hardened_nginx_upstream_failures_total", peer=app1, reason="connect")
