@@ -2,7 +2,7 @@
 # Copyright (c) 2026, hardened.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters for the nginx role: site checks and the sites' rendered form (upstream servers
-from the inventory and the port map, limit zones, headers)."""
+from the inventory and the port map, drained hosts rendered ``down``, limit zones, headers)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -33,6 +33,15 @@ def nginx_upstream_servers(site, groups, hostvars, port_map):
         raise AnsibleFilterError("nginx_upstream_servers: %s" % exc) from exc
 
 
+def nginx_drained_problems(drained, sites, groups, hostvars, port_map):
+    """What is wrong with ``nginx_drained_hosts`` (inventory host names to render ``down``):
+    list of messages naming the variable, empty when all is well."""
+    try:
+        return nginx.drained_problems(drained, sites, groups, hostvars, port_map)
+    except (nginx.NginxSiteError, KeyError) as exc:
+        return ["nginx_drained_hosts: %s" % exc]
+
+
 def nginx_rate_valid(rate):
     """True when ``rate`` is nginx rate syntax (``10r/s``, ``300r/m``)."""
     try:
@@ -50,5 +59,6 @@ def nginx_cert_kind(info):
 class FilterModule(object):
     def filters(self):
         return {"nginx_site_problems": nginx_site_problems, "nginx_sites": nginx_sites,
-                "nginx_upstream_servers": nginx_upstream_servers, "nginx_rate_valid": nginx_rate_valid,
+                "nginx_upstream_servers": nginx_upstream_servers, "nginx_drained_problems": nginx_drained_problems,
+                "nginx_rate_valid": nginx_rate_valid,
                 "nginx_cert_kind": nginx_cert_kind}

@@ -21,6 +21,15 @@ A site (role variable ``nginx_sites``) is a dict::
                     "extra": ["raw directive;"]}],
      "extra": ["raw server directive;"]}
 
+Draining (role variable ``nginx_drained_hosts``, a list of INVENTORY HOST NAMES): every
+upstream server that is one of those hosts is rendered ``down`` (nginx sends it no new
+request; requests in flight finish). Servers are matched by host name, never by address
+text, so the drain works whatever the address looks like (IPv4, bracketed IPv6, a name
+resolved by the address model). ``upstream_group`` sites know the host of every server; in
+an explicit ``upstream_servers`` list an entry belongs to a drained host when its address is
+one of that host's addresses (``address.cluster_addresses``) or its name is the host's
+inventory name or configured address; other entries are never drained.
+
 Nothing here touches a host: ``problems`` lists what is wrong (empty = fine) and
 ``normalise`` gives every site its upstream servers, limit zones and headers.
 """
@@ -31,7 +40,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.hardened.stack.plugins.module_utils import stack
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 
 PROFILES = ("intermediate", "modern")
 SITE_KEYS = ("name", "server_names", "certificate", "certificate_file", "certificate_key_file",
@@ -166,20 +175,103 @@ def problems(sites, groups, port_map, profile="intermediate"):
     return out
 
 
-def upstream_servers(site, groups, hostvars, port_map):
-    """``address:port`` of the site's upstream servers: the explicit list, else every host of
-    ``upstream_group`` at the port map's ``upstream_service`` port (sorted by host name)."""
+def _group_hosts(site, groups):
+    return sorted((groups or {}).get(site.get("upstream_group", "app")) or [])
+
+
+def _known_hosts(groups):
+    known = set((groups or {}).get("all") or [])
+    for hosts in (groups or {}).values():
+        known.update(hosts or [])
+    return known
+
+
+def _same_name(a, b):
+    return u"%s" % a != "" and (u"%s" % a).lower().rstrip(".") == (u"%s" % b).lower().rstrip(".")
+
+
+def _server_host(server, candidates, hostvars):
+    """The inventory host (among ``candidates``) an explicit ``address:port`` entry names, or
+    None. An IP matches any of the host's addresses; a name matches the host's inventory name
+    or its configured address (the names are not resolved here)."""
+    m = _SERVER.match(u"%s" % server)
+    if not m:
+        return None
+    target = m.group(1)
+    ip = am.parse_ip(target)
+    for host in candidates:
+        try:
+            if ip is not None:
+                if ip.compressed in am.cluster_addresses(host, hostvars):
+                    return host
+            elif _same_name(target, host) or _same_name(target, am.configured(host, hostvars)[0]):
+                return host
+        except am.AddressError:
+            continue
+    return None
+
+
+def upstream_peers(site, groups, hostvars, port_map, drained=()):
+    """The site's upstream servers as ``{"server": "address:port", "host": inventory host or
+    None, "down": bool}``: ``down`` when the host is in ``drained`` (inventory host names).
+    ``upstream_group`` servers are sorted by host name; explicit ``upstream_servers`` keep
+    their order and get a host only when it is a drained one (see the module doc)."""
+    drained = list(drained or [])
     if site.get("upstream_servers"):
-        return list(site["upstream_servers"])
+        out = []
+        for server in site["upstream_servers"]:
+            host = _server_host(server, drained, hostvars) if drained else None
+            out.append({"server": u"%s" % server, "host": host, "down": host is not None})
+        return out
     group = site.get("upstream_group", "app")
     service = site.get("upstream_service", "app_http")
-    hosts = sorted((groups or {}).get(group) or [])
+    hosts = _group_hosts(site, groups)
     if not hosts:
         raise NginxSiteError("site '%s': upstream group '%s' has no hosts" % (site.get("name"), group))
     if service not in port_map:
         raise NginxSiteError("site '%s': upstream_service '%s' is not in the port map" % (site.get("name"), service))
     port = int(port_map[service]["port"])
-    return [stack._endpoint(stack.host_address(h, hostvars), port) for h in hosts]
+    try:
+        return [{"server": am.host_port(am.cluster_address(h, hostvars), port), "host": h, "down": h in drained}
+                for h in hosts]
+    except am.AddressError as exc:
+        raise NginxSiteError("site '%s': %s" % (site.get("name"), exc))
+
+
+def upstream_servers(site, groups, hostvars, port_map):
+    """``address:port`` of the site's upstream servers: the explicit list, else every host of
+    ``upstream_group`` at the port map's ``upstream_service`` port (sorted by host name)."""
+    return [peer["server"] for peer in upstream_peers(site, groups, hostvars, port_map)]
+
+
+def drained_problems(drained, sites, groups, hostvars, port_map):
+    """What is wrong with ``nginx_drained_hosts`` (list of messages, empty when all is well):
+    not a list of names, a name that is no inventory host, or a host that is an upstream
+    server of no site (draining it would change nothing, and a caller such as the rolling
+    restart would restart it undrained)."""
+    if drained in (None, ""):
+        return []
+    if not isinstance(drained, (list, tuple)) or not all(isinstance(h, str) and h for h in drained):
+        return ["nginx_drained_hosts must be a list of inventory host names, got %r" % (drained,)]
+    known = _known_hosts(groups)
+    unknown = [h for h in drained if h not in known]
+    if unknown:
+        return ["nginx_drained_hosts: %s %s not in the inventory (give inventory host names, not addresses)"
+                % (", ".join("'%s'" % h for h in unknown), "is" if len(unknown) == 1 else "are")]
+    if not isinstance(sites, list) or problems(sites, groups, port_map):
+        return []  # the site checks report those
+    served = set()
+    for site in sites:
+        try:
+            served.update(p["host"] for p in upstream_peers(site, groups, hostvars, port_map, drained) if p["host"])
+        except NginxSiteError:
+            return []  # reported when the sites are rendered
+    idle = [h for h in drained if h not in served]
+    if idle:
+        return ["nginx_drained_hosts: %s %s an upstream server of no site (sites: %s), so nothing would be "
+                "drained" % (", ".join("'%s'" % h for h in idle), "is" if len(idle) == 1 else "are",
+                             ", ".join(str(s.get("name")) for s in sites))]
+    return []
 
 
 def merged_headers(base, override):
@@ -197,8 +289,12 @@ def merged_headers(base, override):
 def normalise(sites, groups, hostvars, port_map, defaults):
     """Sites ready to render. ``defaults``: rate, burst, nodelay, headers, hsts_preload,
     client_max_body_size, pki_dir, certificate (default pki name), server_names, certs
-    (``{site name: {'rsa': bool, 'ocsp': bool}}`` from the certificate files)."""
+    (``{site name: {'rsa': bool, 'ocsp': bool}}`` from the certificate files), drained_hosts
+    (inventory host names rendered ``down``). Each site's ``peers`` are its upstream servers
+    with their host and ``down``; ``drained`` lists the inventory hosts rendered ``down``."""
+    drained = defaults.get("drained_hosts") or []
     found = problems(sites, groups, port_map, defaults.get("profile", "intermediate"))
+    found = found or drained_problems(drained, sites, groups, hostvars, port_map)
     if found:
         raise NginxSiteError("; ".join(found))
     certs = defaults.get("certs") or {}
@@ -223,6 +319,7 @@ def normalise(sites, groups, hostvars, port_map, defaults):
                 "extra": list(loc.get("extra", [])),
             })
         info = certs.get(name, {})
+        peers = upstream_peers(site, groups, hostvars, port_map, drained)
         out.append({
             "name": name,
             "upstream": "hs_%s" % name.replace("-", "_"),
@@ -232,7 +329,9 @@ def normalise(sites, groups, hostvars, port_map, defaults):
             "certificate_key": key,
             "rsa": bool(info.get("rsa", False)),
             "ocsp": bool(info.get("ocsp", False)),
-            "servers": upstream_servers(site, groups, hostvars, port_map),
+            "servers": [p["server"] for p in peers],
+            "peers": peers,
+            "drained": [p["host"] for p in peers if p["down"]],
             "headers": merged_headers(defaults.get("headers"), site.get("headers")),
             "hsts_preload": bool(site.get("hsts_preload", defaults.get("hsts_preload", False))),
             "client_max_body_size": str(site.get("client_max_body_size", defaults["client_max_body_size"])),

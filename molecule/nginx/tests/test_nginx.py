@@ -259,6 +259,24 @@ def test_one_backend_down_every_request_still_succeeds():
     time.sleep(1)
 
 
+def test_drained_host_gets_no_request_and_is_put_back_by_a_rerun():
+    """nginx_drained_hosts (inventory host names) renders the server `down` with a comment
+    naming the host, through nginx -t and a reload; the plain run puts it back byte for byte."""
+    before = live_state()
+    rc, out = playbook("apply.yml", "--limit", "nginx-lb1", "-e", json.dumps({"nginx_drained_hosts": ["nginx-app1"]}))
+    assert rc == 0, out
+    site = host("nginx-lb1").file(LIVE_SITE).content_string
+    assert f"server {APP_IPS['nginx-app1']}:{APP_PORT} " in site
+    line = [x for x in site.splitlines() if f"server {APP_IPS['nginx-app1']}:{APP_PORT} " in x][0]
+    assert line.rstrip().endswith("down; # nginx-app1 drained"), line
+    assert live_state()[1] == before[1]  # reloaded, same master process
+    names = [curl("nginx-lb1", "/")[2].strip() for _i in range(8)]
+    assert set(names) == {"nginx-app2"}, names
+    rc, out = playbook("apply.yml", "--limit", "nginx-lb1")
+    assert rc == 0, out
+    assert live_state() == before
+
+
 # --- loopback status, listening ports ------------------------------------------------------
 
 def test_stub_status_on_loopback_only():
@@ -310,7 +328,8 @@ def test_broken_site_fails_at_validation_and_the_live_config_keeps_serving():
     ({"nginx_sites": [{"name": "shop", "upstream_group": "nosuchgroup"}]}, "upstream group 'nosuchgroup' has no hosts"),
     ({"nginx_sites": [{"name": "shop", "certificate_file": "/etc/ssl/missing.crt",
                        "certificate_key_file": "/etc/ssl/missing.key"}]}, "missing: /etc/ssl/missing.crt"),
-], ids=["unknown-profile", "bad-location-rate", "empty-upstream-group", "missing-certificate"])
+    ({"nginx_drained_hosts": ["172.30.24.21"]}, "nginx_drained_hosts: '172.30.24.21' is not in the inventory"),
+], ids=["unknown-profile", "bad-location-rate", "empty-upstream-group", "missing-certificate", "drained-not-a-host"])
 def test_bad_input_stops_before_any_change(extra, message):
     before = live_state()
     rc, out = playbook("apply.yml", "--limit", "nginx-lb1", "-e", json.dumps(extra))

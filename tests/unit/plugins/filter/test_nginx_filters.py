@@ -13,7 +13,7 @@ DEFAULTS = {"pki_dir": "/p", "certificate": "lb", "server_names": ["lb"], "rate"
 
 def test_filters_registered():
     assert set(f.FilterModule().filters()) == {"nginx_site_problems", "nginx_sites", "nginx_upstream_servers",
-                                               "nginx_rate_valid", "nginx_cert_kind"}
+                                               "nginx_drained_problems", "nginx_rate_valid", "nginx_cert_kind"}
 
 
 def test_sites_and_upstreams():
@@ -30,3 +30,14 @@ def test_checks():
     assert f.nginx_site_problems([{"name": "a"}], GROUPS, PORT_MAP) == []
     assert f.nginx_site_problems([{"name": "a"}], GROUPS, PORT_MAP, "legacy")
     assert f.nginx_cert_kind({"public_key_type": "RSA"}) == {"rsa": True, "ocsp": False}
+
+
+def test_drained_problems_filter():
+    assert f.nginx_drained_problems([], [{"name": "a"}], GROUPS, HOSTVARS, PORT_MAP) == []
+    assert f.nginx_drained_problems(["app1"], [{"name": "a"}], GROUPS, HOSTVARS, PORT_MAP) == []
+    got = f.nginx_drained_problems(["10.1.1.1"], [{"name": "a"}], GROUPS, HOSTVARS, PORT_MAP)
+    assert got == ["nginx_drained_hosts: '10.1.1.1' is not in the inventory (give inventory host names, not addresses)"]
+    site, = f.nginx_sites([{"name": "a"}], GROUPS, HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=["app1"]))
+    assert site["drained"] == ["app1"] and site["peers"] == [{"server": "10.1.1.1:8000", "host": "app1", "down": True}]
+    with pytest.raises(AnsibleFilterError, match="nginx_drained_hosts: 'nosuch' is not in the inventory"):
+        f.nginx_sites([{"name": "a"}], GROUPS, HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=["nosuch"]))

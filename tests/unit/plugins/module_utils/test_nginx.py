@@ -1,7 +1,10 @@
 """nginx site logic (plugins/module_utils/nginx.py): rate syntax, site checks, upstream
 servers from the inventory and the port map, headers, normalised sites."""
 
+import socket
+
 import pytest
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import nginx as n
 
 PORT_MAP = {"app_http": {"port": 8000, "protocol": "tcp", "listen": ["app"], "from": ["loadbalancers"]},
@@ -10,6 +13,21 @@ GROUPS = {"all": ["lb1", "app1", "app2", "v6"], "app": ["app2", "app1"], "loadba
           "api": ["v6"], "empty": []}
 HOSTVARS = {"app1": {"ansible_host": "10.0.0.21"}, "app2": {"ansible_host": "10.0.0.22"},
             "v6": {"ansible_host": "fd00::5"}, "lb1": {}}
+# DNS names the tests resolve (socket.getaddrinfo is replaced): lb1 has no ansible_host.
+NAMES = {"lb1": ["10.0.0.5"], "app3.example.net": ["10.0.0.23", "fd00::23"]}
+
+
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    def getaddrinfo(name, *_args, **_kwargs):
+        if name not in NAMES:
+            raise socket.gaierror(-2, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0))
+                for a in NAMES[name]]
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(am, "_RESOLVED", {})
+
+
 DEFAULTS = {"profile": "intermediate", "pki_dir": "/etc/pki/", "certificate": "lb1", "server_names": ["lb1"],
             "rate": "20r/s", "burst": 40, "nodelay": True, "client_max_body_size": "1m",
             "headers": {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}, "hsts_preload": False}
@@ -68,9 +86,9 @@ def test_upstream_servers_from_group_and_port_map():
     assert n.upstream_servers({"name": "a"}, GROUPS, HOSTVARS, PORT_MAP) == ["10.0.0.21:8000", "10.0.0.22:8000"]
     assert n.upstream_servers({"name": "a", "upstream_group": "api", "upstream_service": "api"},
                               GROUPS, HOSTVARS, PORT_MAP) == ["[fd00::5]:9000"]
-    # A host without ansible_host is reached by its name.
+    # A host without ansible_host is reached by its name, resolved on the controller.
     assert n.upstream_servers({"name": "a", "upstream_group": "loadbalancers"}, GROUPS, HOSTVARS,
-                              PORT_MAP) == ["lb1:8000"]
+                              PORT_MAP) == ["10.0.0.5:8000"]
     assert n.upstream_servers({"name": "a", "upstream_servers": ["x:1"]}, GROUPS, HOSTVARS, PORT_MAP) == ["x:1"]
     with pytest.raises(n.NginxSiteError, match="no hosts"):
         n.upstream_servers({"name": "a", "upstream_group": "empty"}, GROUPS, HOSTVARS, PORT_MAP)
@@ -112,3 +130,88 @@ def test_cert_kind():
     assert n.cert_kind({"public_key_type": "ECC", "ocsp_uri": None}) == {"rsa": False, "ocsp": False}
     assert n.cert_kind({"skipped": True}) == {"rsa": False, "ocsp": False}
     assert n.cert_kind(None) == {"rsa": False, "ocsp": False}
+
+
+# Drained hosts: an IPv4 host, an IPv6 host (bracketed in the upstream) and a DNS-named host
+# (resolved by the address model); keyed by inventory host name, never by address.
+D_GROUPS = {"all": ["lb1", "web4", "web6", "webdns", "db1"], "app": ["web6", "webdns", "web4"],
+            "loadbalancers": ["lb1"], "postgres": ["db1"]}
+D_HOSTVARS = {"web4": {"ansible_host": "192.0.2.14"},
+              "web6": {"ansible_host": "mgmt-web6.example.net", "hardened_stack_address": "fd00::21"},
+              "webdns": {"ansible_host": "app3.example.net"}, "db1": {"ansible_host": "10.0.0.9"}, "lb1": {}}
+
+
+@pytest.mark.parametrize("host,server", [("web4", "192.0.2.14:8000"), ("web6", "[fd00::21]:8000"),
+                                         ("webdns", "10.0.0.23:8000")])
+def test_upstream_peers_drain_by_host_name(host, server):
+    peers = n.upstream_peers({"name": "a"}, D_GROUPS, D_HOSTVARS, PORT_MAP, [host])
+    assert [p["host"] for p in peers] == ["web4", "web6", "webdns"]
+    assert [p for p in peers if p["down"]] == [{"server": server, "host": host, "down": True}]
+    assert n.upstream_servers({"name": "a"}, D_GROUPS, D_HOSTVARS, PORT_MAP) == [
+        "192.0.2.14:8000", "[fd00::21]:8000", "10.0.0.23:8000"]
+
+
+@pytest.mark.parametrize("host,server", [("web4", "192.0.2.14:8000"), ("web6", "[fd00::21]:8000"),
+                                         ("webdns", "10.0.0.23:8000")])
+def test_normalise_renders_drained_hosts_down(host, server):
+    site, = n.normalise([{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=[host]))
+    assert site["drained"] == [host]
+    assert [p["server"] for p in site["peers"] if p["down"]] == [server]
+    assert site["servers"] == ["192.0.2.14:8000", "[fd00::21]:8000", "10.0.0.23:8000"]
+    # Nothing drained: the same servers, none down (what site.yml renders).
+    plain, = n.normalise([{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP, DEFAULTS)
+    assert plain["drained"] == [] and not any(p["down"] for p in plain["peers"])
+    assert plain["servers"] == site["servers"]
+
+
+def test_drained_host_down_in_every_site_that_uses_it():
+    sites = [{"name": "a"}, {"name": "b", "upstream_group": "app"}, {"name": "c", "upstream_group": "postgres"}]
+    got = n.normalise(sites, D_GROUPS, D_HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=["web6", "db1"]))
+    assert [s["drained"] for s in got] == [["web6"], ["web6"], ["db1"]]
+
+
+def test_explicit_upstream_servers_drained_by_address_or_name():
+    site = {"name": "x", "upstream_servers": ["[fd00:0::21]:8000", "10.0.0.23:9000", "web4:8000",
+                                             "203.0.113.9:8000"]}
+    peers = n.upstream_peers(site, D_GROUPS, D_HOSTVARS, PORT_MAP, ["web6", "webdns", "web4"])
+    assert [(p["server"], p["host"], p["down"]) for p in peers] == [
+        ("[fd00:0::21]:8000", "web6", True), ("10.0.0.23:9000", "webdns", True), ("web4:8000", "web4", True),
+        ("203.0.113.9:8000", None, False)]
+    # Without drained hosts, explicit entries get no host (nothing is resolved).
+    assert [p["host"] for p in n.upstream_peers(site, D_GROUPS, D_HOSTVARS, PORT_MAP)] == [None] * 4
+
+
+@pytest.mark.parametrize("drained,fragment", [
+    (["nosuch"], "nginx_drained_hosts: 'nosuch' is not in the inventory"),
+    (["web4", "192.0.2.14", "x"], "'192.0.2.14', 'x' are not in the inventory (give inventory host names"),
+    ("web4", "must be a list of inventory host names"),
+    ([1], "must be a list of inventory host names"),
+    (["db1"], "nginx_drained_hosts: 'db1' is an upstream server of no site (sites: a)"),
+])
+def test_drained_problems_name_the_variable(drained, fragment):
+    found = n.drained_problems(drained, [{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP)
+    assert len(found) == 1 and fragment in found[0], found
+    with pytest.raises(n.NginxSiteError, match="nginx_drained_hosts"):
+        n.normalise([{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=drained))
+
+
+def test_drained_problems_none_when_fine():
+    assert n.drained_problems([], [{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP) == []
+    assert n.drained_problems(None, [{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP) == []
+    assert n.drained_problems(["webdns", "web6"], [{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP) == []
+
+
+def test_site_template_marks_drained_server_down_and_names_the_host():
+    jinja2 = pytest.importorskip("jinja2")
+    import os
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "nginx", "templates")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), trim_blocks=True)
+    env.filters["bool"] = bool
+    site, = n.normalise([{"name": "a"}], D_GROUPS, D_HOSTVARS, PORT_MAP, dict(DEFAULTS, drained_hosts=["web6"]))
+    text = env.get_template("site.conf.j2").render(site=site, nginx_upstream_max_fails=3,
+                                                   nginx_upstream_fail_timeout="10s", nginx_upstream_keepalive=32)
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("server ") and "max_fails" in line]
+    assert lines == ["server 192.0.2.14:8000 max_fails=3 fail_timeout=10s; # web4",
+                     "server [fd00::21]:8000 max_fails=3 fail_timeout=10s down; # web6 drained",
+                     "server 10.0.0.23:8000 max_fails=3 fail_timeout=10s; # webdns"]
+    assert "# Drained (nginx_drained_hosts, marked down): web6." in text
