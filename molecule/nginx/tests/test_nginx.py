@@ -266,8 +266,11 @@ def test_drained_host_gets_no_request_and_is_put_back_by_a_rerun():
     rc, out = playbook("apply.yml", "--limit", "nginx-lb1", "-e", json.dumps({"nginx_drained_hosts": ["nginx-app1"]}))
     assert rc == 0, out
     site = host("nginx-lb1").file(LIVE_SITE).content_string
-    assert f"server {APP_IPS['nginx-app1']}:{APP_PORT} " in site
-    line = [x for x in site.splitlines() if f"server {APP_IPS['nginx-app1']}:{APP_PORT} " in x][0]
+    app1 = APP_IPS["nginx-app1"]
+    server = f"server {'[%s]' % app1 if ':' in app1 else app1}:{APP_PORT} "
+    lines = [x for x in site.splitlines() if server in x]
+    assert len(lines) == 1, site
+    line = lines[0]
     assert line.rstrip().endswith("down; # nginx-app1 drained"), line
     assert live_state()[1] == before[1]  # reloaded, same master process
     names = [curl("nginx-lb1", "/")[2].strip() for _i in range(8)]
