@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleError
+from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import inventory_checks as ic
 
 # Variables the checks read besides every secret-like one.
@@ -15,7 +16,7 @@ NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "ap
          "baseline_ssh", "baseline_ssh_permit_root_login", "baseline_ssh_allow_users", "pki_certificates",
          "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
          "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master",
-         "redis_master_name", "app_redis_master_name")
+         "redis_master_name", "app_redis_master_name", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS
 
 
 def _plain_vars(host_vars, flags):
