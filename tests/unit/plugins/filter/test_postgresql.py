@@ -2,13 +2,12 @@
 (plugins/filter/postgresql.py and module_utils/pg_hba.py, pg_tune.py, pg_params.py)."""
 
 import os
-import socket
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.filter import postgresql as flt
-from ansible_collections.hardened.stack.plugins.module_utils import address, pg_hba, pg_params, pg_tune
+from ansible_collections.hardened.stack.plugins.module_utils import pg_hba, pg_params, pg_tune
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -36,14 +35,9 @@ DNS = {"pg3.example.net": ["10.0.0.13"]}
 
 
 @pytest.fixture(autouse=True)
-def fake_dns(monkeypatch):
-    """Names resolve from DNS only (no network in unit tests, no cache across tests)."""
-    def getaddrinfo(name, port, family=0, kind=0, *args):
-        if name not in DNS:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, kind, 6, "", (a, 0)) for a in DNS[name]]
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(address, "_RESOLVED", {})
+def zone(dns):
+    """The names these tests resolve (tests/unit/conftest.py's fake resolver)."""
+    dns.update(DNS)
 
 
 @pytest.fixture(name="port_map")
@@ -131,13 +125,12 @@ def test_ipv6_and_dual_stack_hosts(port_map):
     assert repl[:2] == ["10.0.0.11/32", "2001:db8:10::11/128"]
 
 
-def test_dns_name_with_two_addresses_gets_both(port_map):
-    DNS["app1.example.net"] = ["10.0.0.21", "2001:db8:10::21"]
+def test_dns_name_with_two_addresses_gets_both(port_map, dns):
+    dns["app1.example.net"] = ["10.0.0.21", "2001:db8:10::21"]
     hv = dict(HOSTVARS, app1={"ansible_host": "app1.example.net"})
     out = flt.pg_hba_rules(port_map, GROUPS, hv, "replicator", app_roles=[{"name": "app"}])
     assert [ln.split()[3] for ln in out if ln.split()[2] == "app" and "10.0.0.10" not in ln] == [
         "10.0.0.21/32", "2001:db8:10::21/128"]
-    del DNS["app1.example.net"]
 
 
 def test_cluster_host_ip_filter_is_gone():

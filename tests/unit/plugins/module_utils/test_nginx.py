@@ -1,10 +1,8 @@
 """nginx site logic (plugins/module_utils/nginx.py): rate syntax, site checks, upstream
 servers from the inventory and the port map, headers, normalised sites."""
 
-import socket
 
 import pytest
-from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import nginx as n
 
 PORT_MAP = {"app_http": {"port": 8000, "protocol": "tcp", "listen": ["app"], "from": ["loadbalancers"]},
@@ -18,14 +16,9 @@ NAMES = {"lb1": ["10.0.0.5"], "app3.example.net": ["10.0.0.23", "fd00::23"]}
 
 
 @pytest.fixture(autouse=True)
-def fake_dns(monkeypatch):
-    def getaddrinfo(name, *_args, **_kwargs):
-        if name not in NAMES:
-            raise socket.gaierror(-2, "Name or service not known")
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0))
-                for a in NAMES[name]]
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(am, "_RESOLVED", {})
+def zone(dns):
+    """The names these tests resolve (tests/unit/conftest.py's fake resolver)."""
+    dns.update(NAMES)
 
 
 DEFAULTS = {"profile": "intermediate", "pki_dir": "/etc/pki/", "certificate": "lb1", "server_names": ["lb1"],

@@ -2,11 +2,11 @@
 model, restricting extras before the generated lines, PostgreSQL's first-match semantics."""
 
 import os
-import socket
 
 import pytest
 import yaml
 from ansible_collections.hardened.stack.plugins.module_utils import pg_hba
+from conftest import FakeDNS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
@@ -22,9 +22,9 @@ ZONE = {"app2.mgmt.example.net": ["10.0.0.22", "2001:db8:10::22"]}
 
 
 def resolver(name, port, family=0, kind=0, *args):
-    if name not in ZONE:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    return [(socket.AF_INET6 if ":" in a else socket.AF_INET, kind, 6, "", (a, 0)) for a in ZONE[name]]
+    """An explicit resolver (pg_hba passes it through to the address model)."""
+    fake = FakeDNS(ZONE)
+    return fake.getaddrinfo(name, port, family, kind, *args)
 
 
 @pytest.fixture(name="port_map")
