@@ -16,10 +16,11 @@ LAB_INVENTORY ?= inventories/lab
 LAB_UP_ARGS ?=
 SCENARIO ?= pki
 
-.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-down test molecule clean
+.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-down test molecule clean
 
 help:
 	@echo "make lab       bring up the lab from $(LAB_INVENTORY) and converge site.yml"
+	@echo "make lab-exposure  what answers from outside the stack and between members (issue 15)"
 	@echo "make lab-down  remove the lab hosts, networks and /etc/hosts names"
 	@echo "make lab LAB_UP_ARGS=--ipv6   the lab with a dual-stack cluster network"
 	@echo "make test      lint, unit, sanity, build and Molecule (what CI runs)"
@@ -63,6 +64,11 @@ lab: lab-up
 	  rc=$$?; echo "converge: $$(( $$(date +%s) - start )) s, changed tasks: $$(awk '/ changed=/ {split($$0,a,"changed="); split(a[2],b," "); s+=b[1]} END {print s+0}' .lab/converge.log)"; \
 	  exit $$rc
 	$(MAKE) --no-print-directory lab-report
+
+# nmap from a container in no inventory group on each lab network, and every host to every
+# other, against the port map and the firewall's rules; exit 1 on a hole (lab/exposure.py).
+lab-exposure: collection-link
+	$(PY) -m lab exposure -i $(LAB_INVENTORY)
 
 lab-down: venv
 	$(PY) -m lab down -i $(LAB_INVENTORY)

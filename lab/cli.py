@@ -9,6 +9,9 @@ up -i INV         create the hosts of an inventory and wait for SSH: each on a m
 down -i INV       remove them, their networks and their /etc/hosts names (apt downloads are
                   kept in the host cache)
 report -i INV     print hosts, groups, endpoints and health
+exposure -i INV   what answers from outside the stack (nmap from a container on each network,
+                  in no inventory group) and between members (every host to every other),
+                  against the port map and the firewall's rules; exit 1 on a hole (lab/exposure.py)
 molecule-create   used by molecule/_shared/create.yml
 molecule-destroy  used by molecule/_shared/destroy.yml
 """
@@ -20,7 +23,7 @@ import json
 import subprocess
 import sys
 
-from . import docs, engine, hosts, images, network, report
+from . import docs, engine, exposure, hosts, images, network, report
 
 LAB_LABEL = "lab"
 LAB_NETWORK = "hardened-stack-lab"
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     pi = sub.add_parser("images")
     pi.add_argument("--rebuild", action="store_true")
     pi.add_argument("names", nargs="*")
-    for name in ("up", "down", "report"):
+    for name in ("up", "down", "report", "exposure"):
         sp = sub.add_parser(name)
         sp.add_argument("-i", "--inventory", default="inventories/lab")
         if name == "up":
@@ -113,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             for spec in specs:
                 hosts.harvest_cache(spec["image"], spec["name"], remove=False)
             return report.print_report(specs, data)
+        elif args.cmd == "exposure":
+            specs, data = inventory_hosts(args.inventory)
+            return exposure.run(specs, data, args.inventory, LAB_NETWORK)
         elif args.cmd == "molecule-create":
             engine.raise_inotify_limits()
             platforms = platform_hosts(json.loads(args.platforms))
