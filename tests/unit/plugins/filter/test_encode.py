@@ -1,0 +1,565 @@
+"""Encoders (plugins/filter/encode.py) and the templates that write secrets with them.
+
+A corpus of awkward vault-style passwords goes through every encoder and through the real
+role templates that carry a secret (rendered with Jinja2 and the collection's filters, like
+Ansible renders them), and is read back with the consumer's own rules:
+
+- Redis configuration (``masterauth`` in hardened-stack.conf.j2, the ACL files): a real
+  redis-server on loopback starts with the rendered files, every ACL user authenticates with
+  the corpus password, and a replica configured with the rendered ``masterauth`` reaches
+  ``master_link_status:up`` at a master loading the rendered users.acl.
+- sentinel.conf.j2: a real redis-sentinel starts with it, accepts the corpus password for its
+  ACL user, authenticates at the master with ``auth-pass``, and still does after it rewrote
+  its own file (``SENTINEL FLUSHCONFIG``) and restarted.
+- systemd EnvironmentFile values (app.env.j2, the redis exporter's /etc/default file): there
+  is no systemd manager on the controller (PID 1 is not systemd in the test containers), so
+  ``parse_env_file`` below is a faithful Python port of systemd's ``parse_env_file_internal``
+  (src/basic/env-file.c, systemd 252 as in Debian 12, unchanged in current main). The same
+  files are also sourced by the real ``/bin/sh`` (Debian's init scripts source /etc/default
+  files) and must give the same values.
+
+The Redis tests are skipped when redis-server/redis-sentinel are absent
+(``apt-get install redis-server redis-sentinel``; tests/run.py installs them in CI).
+"""
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import jinja2
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible.plugins.filter.core import FilterModule as CoreFilters
+from ansible_collections.hardened.stack.plugins.filter import encode as flt
+from ansible_collections.hardened.stack.plugins.module_utils import encode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+SERVER = shutil.which("redis-server")
+SENTINEL = shutil.which("redis-sentinel")
+needs_redis = pytest.mark.skipif(not SERVER or not SENTINEL, reason="redis-server/redis-sentinel not installed")
+
+# Awkward vault-style passwords (issue 16). "{{ not jinja }}" reaches a template only as a
+# value (Ansible users mark such vault strings !unsafe); the template must not re-read it.
+CORPUS = [
+    "correct horse battery staple",
+    '"quoted"',
+    "it's",
+    "back\\slash",
+    "$HOME",
+    "${HOME}",
+    "#hash",
+    "%percent",
+    "%i %% specifier",
+    "!bang",
+    "trailing spaces   ",
+    "   leading spaces",
+    '"leading quote',
+    "pässwörd",
+    ";semi",
+    "`uname`",
+    "{{ not jinja }}",
+    "tab\there",
+    "a:b@c/d?e=f&g",
+    "ends with backslash\\",
+    "x" * 200,
+]
+# One bare word: what Sentinel can carry (it rewrites sentinel.conf with the value unquoted).
+SENTINEL_CORPUS = [v for v in CORPUS if not any(c in v for c in " \t\"'")]
+
+
+# --- systemd's EnvironmentFile parser, ported ------------------------------------------------
+
+_WHITESPACE, _NEWLINE, _COMMENTS, _SHELL_NEED_ESCAPE = " \t\n\r", "\n\r", "#;", "\"\\`$"
+
+
+def parse_env_file(text):  # noqa: C901, PLR0912, PLR0915 (a state machine, kept like the C original)
+    """Port of systemd's ``parse_env_file_internal`` (src/basic/env-file.c): ``{key: value}``.
+    States and transitions as in the C code; ``push`` keeps the last assignment of a key."""
+    out = {}
+    state = "PRE_KEY"
+    key, value = [], None
+    last_key_ws = last_value_ws = None
+
+    def push():
+        k = "".join(key[:last_key_ws] if last_key_ws is not None else key)
+        out[k] = "".join(value or [])
+
+    for c in text:
+        if state == "PRE_KEY":
+            if c in _COMMENTS:
+                state = "COMMENT"
+            elif c not in _WHITESPACE:
+                state, last_key_ws = "KEY", None
+                key.append(c)
+        elif state == "KEY":
+            if c in _NEWLINE:
+                state, key = "PRE_KEY", []
+            elif c == "=":
+                state, last_value_ws = "PRE_VALUE", None
+            else:
+                if c not in _WHITESPACE:
+                    last_key_ws = None
+                elif last_key_ws is None:
+                    last_key_ws = len(key)
+                key.append(c)
+        elif state == "PRE_VALUE":
+            if c in _NEWLINE:
+                push()
+                state, key, value = "PRE_KEY", [], None
+            elif c == "'":
+                state = "SINGLE_QUOTE_VALUE"
+            elif c == '"':
+                state = "DOUBLE_QUOTE_VALUE"
+            elif c == "\\":
+                state = "VALUE_ESCAPE"
+            elif c not in _WHITESPACE:
+                state = "VALUE"
+                value = (value or []) + [c]
+        elif state == "VALUE":
+            if c in _NEWLINE:
+                if last_value_ws is not None:
+                    value = value[:last_value_ws]
+                push()
+                state, key, value = "PRE_KEY", [], None
+            elif c == "\\":
+                state, last_value_ws = "VALUE_ESCAPE", None
+            else:
+                if c not in _WHITESPACE:
+                    last_value_ws = None
+                elif last_value_ws is None:
+                    last_value_ws = len(value or [])
+                value = (value or []) + [c]
+        elif state == "VALUE_ESCAPE":
+            state = "VALUE"
+            if c not in _NEWLINE:
+                value = (value or []) + [c]
+        elif state == "SINGLE_QUOTE_VALUE":
+            if c == "'":
+                state = "PRE_VALUE"
+            else:
+                value = (value or []) + [c]
+        elif state == "DOUBLE_QUOTE_VALUE":
+            if c == '"':
+                state = "PRE_VALUE"
+            elif c == "\\":
+                state = "DOUBLE_QUOTE_VALUE_ESCAPE"
+            else:
+                value = (value or []) + [c]
+        elif state == "DOUBLE_QUOTE_VALUE_ESCAPE":
+            state = "DOUBLE_QUOTE_VALUE"
+            if c in _SHELL_NEED_ESCAPE:
+                value = (value or []) + [c]
+            elif c != "\n":
+                value = (value or []) + ["\\", c]
+        elif state == "COMMENT":
+            if c == "\\":
+                state = "COMMENT_ESCAPE"
+            elif c in _NEWLINE:
+                state = "PRE_KEY"
+        elif state == "COMMENT_ESCAPE":
+            state = "PRE_KEY" if c in _NEWLINE else "COMMENT"
+    if state in ("PRE_VALUE", "VALUE", "VALUE_ESCAPE", "SINGLE_QUOTE_VALUE", "DOUBLE_QUOTE_VALUE",
+                 "DOUBLE_QUOTE_VALUE_ESCAPE"):
+        if state == "VALUE" and last_value_ws is not None:
+            value = value[:last_value_ws]
+        push()
+    return out
+
+
+def shell_env(path, names):
+    """The values ``/bin/sh`` gets when it sources ``path`` (NUL-separated printf)."""
+    script = '. "$1"; shift; for n in "$@"; do eval "printf \'%s\\0\' \\"\\${$n}\\""; done'
+    res = subprocess.run(["/bin/sh", "-c", script, "sh", str(path), *names], capture_output=True,
+                         check=True, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    return dict(zip(names, res.stdout.decode("utf-8").split("\0")[:-1], strict=True))
+
+
+def test_port_matches_systemd_documented_examples():
+    """The port against systemd's own test cases (src/test/test-env-file.c)."""
+    assert parse_env_file('a=a\nb=b\\\nc\nd= d\\\ne  \\\nf  \ng=g\\ \nh= ąęół\\ śćńźżμ \ni=i\\') == {
+        "a": "a", "b": "bc", "d": "de  f", "g": "g ", "h": "ąęół śćńźżμ", "i": "i"}
+    assert parse_env_file("one=\"two\\\"\"\nthree='four'\n#five=x\nsix=\"a\\nb\" # c\n") == {
+        "one": 'two"', "three": "four", "six": "a\\nb# c"}
+
+
+# --- the encoders themselves ------------------------------------------------------------------
+
+def test_filters_registered():
+    assert set(flt.FilterModule().filters()) == {"pgpass_field", "redis_string", "redis_sentinel_token",
+                                                 "systemd_env_value", "encode_problems"}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("plain", '"plain"'),
+    ("correct horse battery staple", '"correct horse battery staple"'),
+    ('a"b\\c', '"a\\"b\\\\c"'),
+    ("l1\nl2\r\t\a\b", '"l1\\nl2\\r\\t\\a\\b"'),
+    ("\x01\x1b\x7f", '"\\x01\\x1b\\x7f"'),
+    ("pässwörd $#%!'", "\"pässwörd $#%!'\""),
+    ("", '""'),
+])
+def test_redis_string_rules(value, expected):
+    assert encode.redis_string(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("plain", '"plain"'),
+    ('a"b\\c`d$e', '"a\\"b\\\\c\\`d\\$e"'),
+    ("it's #1 %i !", "\"it's #1 %i !\""),
+    ("two\nlines", '"two\nlines"'),
+    ("", '""'),
+])
+def test_systemd_env_value_rules(value, expected):
+    assert encode.systemd_env_value(value) == expected
+
+
+@pytest.mark.parametrize("value", SENTINEL_CORPUS)
+def test_redis_sentinel_token_keeps_bare_words(value):
+    assert encode.redis_sentinel_token(value) == value
+
+
+@pytest.mark.parametrize(("value", "what"), [
+    ("correct horse", "a space"), ("tab\there", "a tab"), ("l1\nl2", "a line break"),
+    ('"quoted"', "double quote"), ("it's", "single quote"), ("", "empty"), ("a\x00b", "NUL"),
+])
+def test_redis_sentinel_token_refuses(value, what):
+    with pytest.raises(encode.EncodeError, match=what):
+        encode.redis_sentinel_token(value)
+
+
+@pytest.mark.parametrize("name", ["redis_string", "systemd_env_value", "redis_sentinel_token"])
+def test_nul_and_broken_text_refused(name):
+    func = flt.FilterModule().filters()[name]
+    for bad in ("a\x00b", "\udcff"):
+        with pytest.raises(AnsibleFilterError, match=name) as exc:
+            func(bad)
+        assert bad not in str(exc.value)
+
+
+def test_problems_name_the_variable_not_the_value():
+    got = flt.encode_problems({"redis_sentinel_password": "correct horse battery staple",
+                               "redis_app_password": "", "other": "fine"}, "redis_sentinel_token")
+    assert got == ["redis_sentinel_password: a sentinel.conf password cannot hold a space: Sentinel "
+                   "rewrites its configuration with the password unquoted"]
+    assert "horse" not in got[0]
+    got = flt.encode_problems({"K": "a\x00b"}, "systemd_env_value", prefix="app_secret_environment.")
+    assert got == ["app_secret_environment.K: a systemd environment file value cannot hold a NUL character"]
+    with pytest.raises(AnsibleFilterError, match="unknown format"):
+        flt.encode_problems({}, "yaml")
+
+
+@pytest.mark.parametrize("value", [*CORPUS, "two\nlines", "cr\rhere"])
+def test_systemd_env_value_round_trip(value, tmp_path):
+    text = "# comment\nKEY=%s\nNEXT=after\n" % encode.systemd_env_value(value)
+    assert parse_env_file(text) == {"KEY": value, "NEXT": "after"}
+    path = tmp_path / "env"
+    path.write_text(text, encoding="utf-8")
+    assert shell_env(path, ["KEY", "NEXT"]) == {"KEY": value, "NEXT": "after"}
+
+
+def test_old_forms_were_broken():
+    """What the templates rendered before the encoders (issue 16), read by systemd's rules."""
+    assert parse_env_file('P="quoted\nNEXT=x\n')["P"] != '"quoted'
+    assert "NEXT" not in parse_env_file('P="quoted\nNEXT=x\n')
+    assert parse_env_file("P='it's'\n")["P"] == "its'"
+    assert parse_env_file("P=back\\slash\n")["P"] == "backslash"
+    assert parse_env_file("P=trailing   \n")["P"] == "trailing"
+
+
+# --- the role templates -----------------------------------------------------------------------
+
+def _jinja(role):
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROOT, "roles", role, "templates")),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
+                             autoescape=False)  # noqa: S701 (configuration files, not HTML)
+    env.filters.update(CoreFilters().filters())
+    for name, func in flt.FilterModule().filters().items():
+        env.filters["hardened.stack." + name] = func
+    env.filters["hardened.stack.host_port"] = lambda addr, port, **kw: "%s:%s" % (addr, port)
+    return env
+
+
+def render(role, template, **variables):
+    return _jinja(role).get_template(template).render(ansible_managed="Ansible managed", **variables)
+
+
+APP_VARS = {
+    "_app_address": "10.0.0.5", "app_port": 8080,
+    "app_connection": {"pg_write_hosts": "10.0.0.1,10.0.0.2", "pg_write_port": 5000,
+                       "sentinels": ["10.0.0.1:26379", "10.0.0.2:26379"]},
+    "app_db_name": "app", "app_db_user": "app", "app_db_sslmode": "verify-full",
+    "app_redis_master_name": "main", "app_redis_user": "app", "app_sentinel_user": "app",
+}
+
+
+@pytest.mark.parametrize("value", CORPUS)
+def test_app_env_template(value, tmp_path):
+    out = render("app", "app.env.j2", app_db_password=value, app_redis_password=value + "r",
+                 app_sentinel_password="s" + value, app_environment={"APP_TIMEOUT": 5, "NOTE": value},
+                 app_secret_environment={"API_TOKEN": value}, **APP_VARS)
+    want = {"APP_PG_PASSWORD": value, "APP_REDIS_PASSWORD": value + "r", "APP_SENTINEL_PASSWORD": "s" + value,
+            "NOTE": value, "API_TOKEN": value, "APP_TIMEOUT": "5", "APP_PG_HOSTS": "10.0.0.1,10.0.0.2",
+            "APP_REDIS_SENTINELS": "10.0.0.1:26379,10.0.0.2:26379", "APP_PG_PORT": "5000",
+            "APP_PG_SSLROOTCERT": "/etc/hardened-stack/pki/ca.crt", "APP_BIND": "10.0.0.5"}
+    parsed = parse_env_file(out)
+    assert {k: parsed.get(k) for k in want} == want
+    path = tmp_path / "app.env"
+    path.write_text(out, encoding="utf-8")
+    assert shell_env(path, sorted(want)) == want
+
+
+@pytest.mark.parametrize("value", CORPUS)
+def test_redis_exporter_default_template(value, tmp_path):
+    out = render("exporters", "redis.default.j2", exporters_redis_user="exporter", _exporters_redis_password=value,
+                 _exporters_address="10.0.0.5", _exporters_port={"redis": 9121}, exporters_redis_url="rediss://x:6379",
+                 _exporters_tls_cert="/c", _exporters_tls_key="/k", _exporters_tls_ca="/ca",
+                 exporters_extra_args={"redis": []})
+    parsed = parse_env_file(out)
+    assert parsed["REDIS_PASSWORD"] == value and parsed["REDIS_USER"] == "exporter"
+    assert parsed["ARGS"].startswith("-web.listen-address=10.0.0.5:9121 ")
+    path = tmp_path / "redis.default"
+    path.write_text(out, encoding="utf-8")
+    assert shell_env(path, ["REDIS_PASSWORD", "REDIS_USER"]) == {"REDIS_PASSWORD": value, "REDIS_USER": "exporter"}
+
+
+def test_sentinel_template_refuses_what_sentinel_cannot_carry():
+    with pytest.raises(AnsibleFilterError, match="redis_sentinel_token: .* a space"):
+        render("redis", "sentinel.conf.j2", **_sentinel_vars("/tmp", 1, 2, "correct horse battery staple"))
+
+
+# --- real redis-server / redis-sentinel on loopback ----------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Resp:
+    """A minimal RESP2 client: enough for AUTH, INFO, CLIENT LIST and SENTINEL commands."""
+
+    def __init__(self, port, timeout=10):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return ("ERR " if kind == b"-" else "") + rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self.buf += self.sock.recv(65536)
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode("utf-8", "replace")
+        if kind == b"*":
+            return [self._reply() for _ in range(int(rest))]
+        raise ValueError(line)
+
+    def call(self, *args):
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a.encode("utf-8") if isinstance(a, str) else a
+            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(parts))
+        return self._reply()
+
+
+def until(check, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.1)
+    return check()
+
+
+SECRETS_USERS = {"redis_admin_user": "admin", "redis_app_user": "app", "redis_replication_user": "replication",
+                 "redis_sentinel_user": "sentinel", "redis_exporter_user": "exporter"}
+
+
+def _secrets(value):
+    # every user gets a variant, so a mix-up between users would show
+    return {"admin": value + "A", "app": value + "P", "replication": value, "sentinel": value + "S",
+            "exporter": value + "E"}
+
+
+def _server_conf(d, name, port, secrets):
+    base = d / f"{name}-hardened-stack.conf"
+    base.write_text(render(
+        "redis", "hardened-stack.conf.j2", redis_engine="redis", _redis_main_conf=str(d / f"{name}.conf"),
+        _redis_address="127.0.0.2", redis_tls=False, _redis_port=port,
+        _redis_e={"server_pid": str(d / f"{name}.pid"), "log_dir": str(d), "server_package": name,
+                  "data_dir": str(d / name)},
+        redis_loglevel="notice", _redis_acl_file=str(d / "users.acl"), redis_maxmemory_mb=16,
+        redis_maxmemory_policy="noeviction", redis_appendonly=False, redis_appendfsync="everysec",
+        _redis_auth_keys=["masteruser", "masterauth"], _redis_secrets=secrets, redis_min_replicas_to_write=0,
+        redis_min_replicas_max_lag=10, redis_replica_announce_ip="", **SECRETS_USERS), encoding="utf-8")
+    (d / name).mkdir()
+    main = d / f"{name}.conf"
+    main.write_text(render("redis", "redis.conf.j2", redis_engine="redis", _redis_main_conf=str(main),
+                           _redis_base_conf=str(base)) + 'save ""\nrepl-diskless-sync-delay 0\n', encoding="utf-8")
+    return main
+
+
+def _sentinel_vars(d, port, master_port, password):
+    return dict(_redis_sentinel_marker="# hardened.stack sentinel", _redis_address="127.0.0.2", redis_tls=False,
+                _redis_sentinel_port=port,
+                _redis_e={"sentinel_pid": f"{d}/sentinel.pid", "log_dir": str(d), "sentinel_package": "sentinel",
+                          "data_dir": str(d)},
+                _redis_sentinel_acl_file=f"{d}/sentinel-users.acl", _redis_secrets=_secrets(password),
+                redis_sentinel_announce_ip="", redis_master_name="main", _redis_master_address="127.0.0.1",
+                _redis_port=master_port, _redis_quorum=1, redis_sentinel_down_after_ms=30000,
+                redis_sentinel_failover_timeout_ms=180000, redis_sentinel_parallel_syncs=1, **SECRETS_USERS)
+
+
+@pytest.fixture(name="procs")
+def fixture_procs():
+    started = []
+    yield started
+    for p in started:
+        p.terminate()
+    for p in started:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _acl_vars(secrets):
+    return dict(_redis_secrets=secrets, redis_app_acl="~app:* +@read +@write", redis_exporter_acl="-@all +info +ping",
+                redis_sentinel_app_acl="-@all +sentinel|get-master-addr-by-name", **SECRETS_USERS)
+
+
+@needs_redis
+@pytest.mark.parametrize("value", CORPUS)
+def test_redis_server_reads_rendered_config(value, tmp_path, procs):
+    """masterauth (hardened-stack.conf.j2) and users.acl.j2 with the corpus password: every ACL
+    user authenticates, and a replica reaches its master with the rendered masterauth."""
+    secrets = _secrets(value)
+    (tmp_path / "users.acl").write_text(render("redis", "users.acl.j2", **_acl_vars(secrets)), encoding="utf-8")
+    ports = {"master": free_port(), "replica": free_port()}
+    confs = {n: _server_conf(tmp_path, n, p, secrets) for n, p in ports.items()}
+    with open(confs["replica"], "a", encoding="utf-8") as f:
+        f.write(f"replicaof 127.0.0.1 {ports['master']}\n")
+    for n in ports:
+        procs.append(subprocess.Popen([SERVER, str(confs[n])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    master = Resp(ports["master"])
+    try:
+        for user in ("admin", "app", "replication", "sentinel", "exporter"):
+            assert master.call("AUTH", user, secrets[user]) == "OK", user
+        assert master.call("AUTH", "replication", value + "x").startswith("ERR WRONGPASS")
+        assert master.call("AUTH", "admin", secrets["admin"]) == "OK"
+    finally:
+        master.close()
+    replica = Resp(ports["replica"])
+    try:
+        assert replica.call("AUTH", "admin", secrets["admin"]) == "OK"
+        assert replica.call("CONFIG", "GET", "masterauth") == ["masterauth", value]
+        assert until(lambda: "master_link_status:up" in replica.call("INFO", "replication")), \
+            replica.call("INFO", "replication")
+    finally:
+        replica.close()
+
+
+@needs_redis
+@pytest.mark.parametrize("value", SENTINEL_CORPUS)
+def test_sentinel_reads_rendered_config_and_its_own_rewrite(value, tmp_path, procs):
+    """sentinel.conf.j2 + sentinel-users.acl.j2: Sentinel accepts the password for its ACL user
+    and authenticates at the master with auth-pass, before and after it rewrote the file."""
+    secrets = _secrets(value)
+    master_port, port = free_port(), free_port()
+    (tmp_path / "users.acl").write_text(render("redis", "users.acl.j2", **_acl_vars(secrets)), encoding="utf-8")
+    conf = _server_conf(tmp_path, "master", master_port, secrets)
+    procs.append(subprocess.Popen([SERVER, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    (tmp_path / "sentinel-users.acl").write_text(render("redis", "sentinel-users.acl.j2", **_acl_vars(secrets)),
+                                                 encoding="utf-8")
+    sconf = tmp_path / "sentinel.conf"
+    sconf.write_text(render("redis", "sentinel.conf.j2", **_sentinel_vars(tmp_path, port, master_port, value)),
+                     encoding="utf-8")
+
+    def sentinel_authenticated_at_master():
+        c = Resp(master_port)
+        try:
+            assert c.call("AUTH", "admin", secrets["admin"]) == "OK"
+            return "user=sentinel" in c.call("CLIENT", "LIST")
+        finally:
+            c.close()
+
+    for round_ in ("rendered", "rewritten"):
+        proc = subprocess.Popen([SENTINEL, str(sconf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        s = Resp(port)
+        try:
+            assert s.call("AUTH", "sentinel", secrets["sentinel"]) == "OK", round_
+            assert until(sentinel_authenticated_at_master), round_
+            assert s.call("SENTINEL", "FLUSHCONFIG") == "OK"
+        finally:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+        procs.remove(proc)
+        c = Resp(master_port)
+        try:
+            c.call("AUTH", "admin", secrets["admin"])
+            c.call("CLIENT", "KILL", "USER", "sentinel")
+        finally:
+            c.close()
+    assert f"sentinel sentinel-pass {secrets['sentinel']}\n" in sconf.read_text(encoding="utf-8")
+
+
+@needs_redis
+def test_sentinel_writes_passwords_back_unquoted(tmp_path, procs):
+    """Why redis_sentinel_token refuses spaces: a quoted sentinel-pass is read once, then
+    Sentinel's own rewrite drops the quotes and the next start fails."""
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                    'sentinel sentinel-pass "correct horse battery staple"\n', encoding="utf-8")
+    proc = subprocess.Popen([SENTINEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(proc)
+    s = Resp(port)
+    try:
+        assert s.call("SENTINEL", "FLUSHCONFIG") == "OK"
+    finally:
+        s.close()
+    assert "sentinel sentinel-pass correct horse battery staple\n" in conf.read_text(encoding="utf-8")
+    again = subprocess.run([SENTINEL, str(conf)], capture_output=True, timeout=20, check=False)
+    assert again.returncode != 0
+    assert b"sentinel" in again.stdout + again.stderr
+
+
+def test_acl_templates_hash_the_exact_value():
+    for value in CORPUS:
+        out = render("redis", "users.acl.j2", **_acl_vars(_secrets(value)))
+        assert f"user replication on #{hashlib.sha256(value.encode()).hexdigest()} " in out
