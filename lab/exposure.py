@@ -39,13 +39,12 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 
-from . import engine, hosts, network, report
+from . import collection, engine, hosts, network, report
 from .platform import IMAGES, LABEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,19 +64,9 @@ FIREWALL_OPTIONS = ("ssh_allow", "extra_rules", "input_policy")
 
 
 def _collection():
-    """The collection's module_utils, importable as ansible_collections.hardened.stack (the
-    checkout linked under .build/collections, as ``make collection-link`` does)."""
-    collections = os.path.join(ROOT, ".build", "collections")
-    link = os.path.join(collections, "ansible_collections", "hardened", "stack")
-    if not os.path.exists(link):
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(os.path.relpath(ROOT, os.path.dirname(link)), link)
-    if collections not in sys.path:
-        sys.path.insert(0, collections)
-    from ansible_collections.hardened.stack.plugins.module_utils import address as am
-    from ansible_collections.hardened.stack.plugins.module_utils import firewall_rules as fr
-    from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
-    return am, fr, pm
+    """The collection's address, firewall_rules and port_map module_utils."""
+    return (collection.module_utils("address"), collection.module_utils("firewall_rules"),
+            collection.module_utils("port_map"))
 
 
 # --- the expectation (pure) ------------------------------------------------------------------

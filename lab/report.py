@@ -14,7 +14,7 @@ import subprocess
 
 import yaml
 
-from . import hosts
+from . import collection, hosts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,9 +124,17 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
           ("loadbalancers", "postgres", "redis", "monitoring")}
     ca = "/etc/hardened-stack/pki/ca.crt"
     port = {name: entry["port"] for name, entry in port_map().items()}
+    am = collection.module_utils("address")
+
+    def url(spec, service, path=""):
+        # Services listen on the cluster address (the lab's hardened_stack_address); SSH goes to
+        # the management name.
+        return am.url("https", spec["cluster"][0], port[service], path)
+
     out = []
     if of["loadbalancers"]:
         lb = of["loadbalancers"][0]
+        # The public entry, as users reach it: the load balancer's management side.
         body = _get(lb["address"], f"https://{lb['address']}:{port['https']}/health", ca)
         try:
             text, code = (body or "").strip().rsplit(" ", 1)
@@ -138,7 +146,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
             out.append((f"https://{lb['address']}/health", "no answer", False))
     if of["postgres"]:
         pg = of["postgres"][0]
-        body = _get(pg["address"], f"https://{pg['address']}:{port['patroni_api']}/cluster", ca)
+        body = _get(pg["address"], url(pg, "patroni_api", "/cluster"), ca)
         try:
             members = json.loads((body or "").strip().rsplit(" ", 1)[0])["members"]
             leader = [m["name"] for m in members if m["role"] == "leader"]
@@ -168,7 +176,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     if of["monitoring"]:
         mon = of["monitoring"][0]
         password = _secret("monitoring", "basic_auth")
-        body = _get(mon["address"], f"https://{mon['address']}:{port['prometheus']}/api/v1/targets?state=active",
+        body = _get(mon["address"], url(mon, "prometheus", "/api/v1/targets?state=active"),
                     ca, f"prometheus:{password}")
         try:
             targets = json.loads((body or "").strip().rsplit(" ", 1)[0])["data"]["activeTargets"]
@@ -185,7 +193,7 @@ def print_report(specs: list[dict], data: dict) -> int:
     pmap = port_map()
     bad = 0
     print()
-    print(f"{'host':8} {'address':14} {'os':9} {'groups':22} {'roles':34} {'systemd':9} endpoints")
+    print(f"{'host':8} {'management':14} {'cluster':14} {'os':9} {'groups':22} {'roles':34} {'systemd':9} endpoints")
     for spec in specs:
         groups = member.get(spec["name"], set()) - {"all", "ungrouped"}
         roles: list[str] = []
@@ -200,7 +208,7 @@ def print_report(specs: list[dict], data: dict) -> int:
         # Only services whose role is applied are expected to listen.
         endpoints = " ".join(f"{n}:{p}{'' if p in up else '(down)'}" for n, p in sorted(
             expected.items(), key=lambda kv: kv[1]) if p in up or n == "ssh")
-        print(f"{spec['name']:8} {spec['address']:14} {spec['image']:9} "
+        print(f"{spec['name']:8} {spec['address']:14} {spec['cluster'][0]:14} {spec['image']:9} "
               f"{','.join(sorted(groups)):22} {','.join(roles):34} {state:9} {endpoints}")
     print()
     for check, result, ok in stack_health(specs, member):
