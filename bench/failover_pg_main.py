@@ -15,7 +15,8 @@ mode runs with asynchronous replication and with Patroni's synchronous_mode.
 The client uses short timeouts and no retries of its own (libpq connect_timeout=2, the minimum;
 tcp_user_timeout 2 s; statement_timeout 2 s): a failed write is simply retried on a new
 connection after 50 ms, so the gap measures the cluster and the endpoint, not the library.
-Traffic goes only to the scenario's container addresses.
+Traffic goes only to the scenario's containers, at their cluster addresses (IPv6 in this
+scenario), read from molecule/postgres/molecule.yml through molecule/_shared/verifier.py.
 """
 
 import argparse
@@ -31,8 +32,14 @@ import urllib.request
 
 import psycopg2
 
-NODES = {"pg-1": "172.30.25.11", "pg-2": "172.30.25.12", "pg-3": "172.30.25.13"}
-API_PORT = 8008
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addresses  # noqa: E402  (bench/addresses.py: molecule.yml through the verifiers' helpers)
+
+SCENARIO = "postgres"
+verifier = addresses.scenario()
+# {member: cluster address}: where Patroni's API and PostgreSQL listen (container = member name).
+NODES = verifier.cluster_addresses_of(verifier.group("postgres", SCENARIO), SCENARIO)
+API_PORT = addresses.port("patroni_api")
 DATA_DIR = "/var/lib/postgresql/15/hardened-stack"
 MODES = ("kill", "stop", "pgkill")
 
@@ -51,7 +58,8 @@ class Cluster:
     def state(self):
         for addr in NODES.values():
             try:
-                with urllib.request.urlopen(f"https://{addr}:{API_PORT}/cluster", context=self.ctx, timeout=2) as r:
+                url = verifier.url("https", addr, API_PORT, "/cluster")
+                with urllib.request.urlopen(url, context=self.ctx, timeout=2) as r:  # noqa: S310
                     return json.loads(r.read())
             except OSError:
                 continue
@@ -199,19 +207,27 @@ def pct(values, p):
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def write_endpoint():
+    """cluster address:port of pg_write on the scenario's load balancer (pg-lb), IPv6 bracketed."""
+    lb = verifier.group("loadbalancers", SCENARIO)[0]
+    return verifier.host_port(verifier.cluster_address(lb, SCENARIO), addresses.port("pg_write"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=5, help="trials per failure mode and replication mode (default 5)")
     ap.add_argument("--mode", choices=(*MODES, "all"), default="all")
     ap.add_argument("--replication", choices=("async", "sync", "both"), default="both")
-    ap.add_argument("--endpoint", default="172.30.25.10:5000", help="HAProxy write endpoint (pg-lb:pg_write)")
+    ap.add_argument("--endpoint", default=write_endpoint(),
+                    help="HAProxy write endpoint ADDRESS:PORT, IPv6 bracketed (default: pg-lb's cluster "
+                         "address and pg_write port from molecule.yml and the port map: %(default)s)")
     args = ap.parse_args()
 
     eph = ephemeral_dir()
     ca = os.path.join(eph, "ca", "ca.crt")
     with open(os.path.join(eph, "secrets", "postgres", "app"), encoding="utf-8") as fh:
         password = fh.read().split()[0]
-    host, port = args.endpoint.split(":")
+    host, port = addresses.split_endpoint(args.endpoint)  # libpq's host= takes an IPv6 literal bare
     dsn = (f"host={host} port={port} dbname=appdb user=app password={password} sslmode=verify-full "
            f"sslrootcert={ca} connect_timeout=2 tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 "
            f"keepalives_count=2 options='-c statement_timeout=2000'")
@@ -238,7 +254,7 @@ def main():
     finally:
         set_sync(False)
     print()
-    print("PostgreSQL/Patroni failover through HAProxy (pg-lb:5000), one writer, gap = longest time between")
+    print(f"PostgreSQL/Patroni failover through HAProxy ({args.endpoint}), one writer, gap = longest time between")
     print("two acknowledged commits; lost = acknowledged ids missing afterwards")
     head = ("replication", "mode", "trials", "p50 s", "p95 s", "max s", "lost", "acked")
     print("{:12} {:7} {:>6} {:>7} {:>7} {:>7} {:>5} {:>7}".format(*head))

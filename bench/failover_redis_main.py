@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Failover benchmark for the redis Molecule scenario (Redis + Sentinel, Debian 12).
 
-    molecule converge -s redis        # three Redis + Sentinel containers, 172.30.26.11-13
+    molecule converge -s redis        # three Redis + Sentinel containers (molecule/redis/molecule.yml)
     bench/failover_redis              # kill, stop and isolate, 5 trials each
     bench/failover_redis --mode kill --trials 3
     molecule destroy -s redis
@@ -18,8 +18,9 @@ many were lost when it rejoined as a replica.
 
 Client settings (harness gotcha 16): 0.5 s connect and socket timeouts, no library retries;
 the writer retries itself every 50 ms with a new id. Traffic goes only to the scenario's
-containers (addresses read from molecule/redis/molecule.yml). Needs Debian's python3-redis
-(bench/failover_redis runs this file with /usr/bin/python3).
+containers, at their cluster addresses (where Redis and Sentinel listen and what Sentinel
+reports), read from molecule/redis/molecule.yml through molecule/_shared/verifier.py. Needs
+Debian's python3-redis (bench/failover_redis runs this file with /usr/bin/python3).
 """
 
 import argparse
@@ -31,10 +32,13 @@ import threading
 import time
 
 import redis  # Debian's python3-redis (bench/failover_redis runs this with /usr/bin/python3)
-import yaml
 from redis.sentinel import Sentinel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addresses  # noqa: E402  (bench/addresses.py: molecule.yml through the verifiers' helpers)
+
+SCENARIO = "redis"
+verifier = addresses.scenario()
 TIMEOUT = 0.5
 
 
@@ -43,9 +47,18 @@ def log(msg):
 
 
 def platforms():
-    with open(os.path.join(ROOT, "molecule", "redis", "molecule.yml"), encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return {p["address"]: p["name"] for p in data["platforms"] if "redis" in p.get("groups", [])}
+    """{cluster address: container} of the scenario's Redis hosts (container = platform name)."""
+    return {verifier.cluster_address(name, SCENARIO): name for name in verifier.group("redis", SCENARIO)}
+
+
+def same_address(value):
+    """An address as Redis or Sentinel reports it, in the spelling of ``platforms()``."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    try:
+        return verifier.cluster_address_literal(value)
+    except ValueError:
+        return value
 
 
 def find_secrets(given):
@@ -70,15 +83,15 @@ def docker(*args, check=True):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.nodes = platforms()  # address -> container
+        self.nodes = platforms()  # cluster address -> container
         secrets = find_secrets(args.secrets)
         self.app_pw = read_secret(secrets, "app")
         self.admin_pw = read_secret(secrets, "admin")
         self.sentinel_pw = read_secret(secrets, "sentinel")
         self.sentinels = [(ip, args.sentinel_port) for ip in sorted(self.nodes)]
-        for ip in self.nodes.values():
-            if docker("inspect", "-f", "{{.State.Status}}", ip, check=False).returncode:
-                sys.exit(f"container {ip} not found: run `molecule converge -s redis` first")
+        for container in self.nodes.values():
+            if docker("inspect", "-f", "{{.State.Status}}", container, check=False).returncode:
+                sys.exit(f"container {container} not found: run `molecule converge -s redis` first")
 
     def set_down_after(self, ms):
         """SENTINEL SET down-after-milliseconds on every Sentinel; return the previous value."""
@@ -113,7 +126,7 @@ class Bench:
                 s = redis.Redis(host=ip, port=port, username="app", password=self.app_pw,
                                 socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
                 addr = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.args.master_name)
-                host = addr[0].decode() if isinstance(addr[0], bytes) else addr[0]
+                host = same_address(addr[0])
                 votes[host] = votes.get(host, 0) + 1
             except redis.RedisError:
                 pass
@@ -130,7 +143,7 @@ class Bench:
                 if ip == master:
                     if info["role"] != "master" or info.get("connected_slaves", 0) < len(self.nodes) - 1:
                         return False
-                elif info["role"] != "slave" or info.get("master_host") != master \
+                elif info["role"] != "slave" or same_address(info.get("master_host", "")) != master \
                         or info.get("master_link_status") != "up":
                     return False
             for ip, port in self.sentinels:
@@ -221,8 +234,9 @@ class Bench:
 
     def iptables(self, container, action, peers):
         for ip in peers:
-            docker("exec", container, "iptables", action, "INPUT", "-s", ip, "-j", "DROP", check=False)
-            docker("exec", container, "iptables", action, "OUTPUT", "-d", ip, "-j", "DROP", check=False)
+            tool = "ip6tables" if verifier.is_ipv6(ip) else "iptables"
+            docker("exec", container, tool, action, "INPUT", "-s", ip, "-j", "DROP", check=False)
+            docker("exec", container, tool, action, "OUTPUT", "-d", ip, "-j", "DROP", check=False)
 
     def trial_isolate(self, n):
         if not self.wait_healthy():

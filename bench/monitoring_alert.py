@@ -8,8 +8,10 @@ Prints, from Prometheus' own HTTP API (TLS + basic auth, as the verifier uses it
 - per scrape job: targets, up, scrape duration (median / max over the targets) and samples;
 - per trial: seconds from `systemctl stop redis-server` on a Redis replica until RedisDown is
   pending in Prometheus, and until it is gone again after the restart.
-Traffic goes only to the scenario's containers (172.30.28.0/24) and docker exec. The scenario
-uses the lab's group_vars, so the CA and the Prometheus password are the lab's (HSLAB_CACHE).
+Traffic goes only to the scenario's containers and docker exec: Prometheus on the monitoring
+host's cluster address (where it listens), read from molecule/stack/molecule.yml through
+molecule/_shared/verifier.py. The scenario uses the lab's group_vars, so the CA and the
+Prometheus password are the lab's (HSLAB_CACHE).
 """
 
 import argparse
@@ -19,29 +21,40 @@ import os
 import ssl
 import statistics
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
 
-PROM = "https://172.30.28.50:9090"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addresses  # noqa: E402  (bench/addresses.py: molecule.yml through the verifiers' helpers)
+
+SCENARIO = "stack"
 
 
-def cache():
+def prometheus():
+    """(monitoring container, Prometheus' base URL on its cluster address)."""
+    verifier = addresses.scenario()
+    mon = verifier.group("monitoring", SCENARIO)[0]
+    return mon, verifier.url("https", verifier.cluster_address(mon, SCENARIO), addresses.port("prometheus"))
+
+
+def cache(mon):
     base = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
-    running = subprocess.run(["docker", "ps", "-q", "--filter", "name=^stack-mon1$"], capture_output=True,
+    running = subprocess.run(["docker", "ps", "-q", "--filter", f"name=^{mon}$"], capture_output=True,
                              text=True, check=False).stdout.strip()
     if not running:
         raise SystemExit("no stack scenario: run `molecule converge -s stack` first")
     return base
 
 
-def client(base):
+def client(base, prom):
     ctx = ssl.create_default_context(cafile=os.path.join(base, "pki", "ca.crt"))
     with open(os.path.join(base, "secrets", "monitoring", "basic_auth"), encoding="utf-8") as fh:
         auth = base64.b64encode(f"prometheus:{fh.read().split()[0]}".encode()).decode()
 
     def get(path):
-        req = urllib.request.Request(PROM + path, headers={"Authorization": "Basic " + auth})  # noqa: S310
+        req = urllib.request.Request(prom + path, headers={"Authorization": "Basic " + auth})  # noqa: S310
         with urllib.request.urlopen(req, timeout=10, context=ctx) as res:  # noqa: S310
             return json.loads(res.read())["data"]
     return get
@@ -84,7 +97,8 @@ def main():
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--redis", default="stack-redis3", help="the Redis host stopped: pick a replica")
     args = parser.parse_args()
-    get = client(cache())
+    mon, prom = prometheus()
+    get = client(cache(mon), prom)
     host = args.redis
     scrape_table(get)
     interval = get("/api/v1/status/config")["yaml"].split("scrape_interval:")[1].split()[0]
