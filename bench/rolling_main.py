@@ -13,6 +13,11 @@ where the application runs: on an app host (`--via app1`, reached over SSH with 
 and user unless --ssh-user/--ssh-key say otherwise), which needs python3-psycopg2 (the app role
 installs it). `--via local` runs it on this machine (a test network without the firewall).
 The password travels on the ledger's stdin, never on a command line.
+
+Addresses come from the inventory (bench/addresses.py): the write endpoint defaults to the first
+load balancer's cluster address (the collection's address module: hardened_stack_address, ...)
+and the pg_write port; the --via host is reached over SSH at its ansible_host (in the lab its
+management name, app1.mgmt.hslab). An IPv6 endpoint is written bracketed: [fd00::10]:5000.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addresses  # noqa: E402  (bench/addresses.py: the inventory's addresses)
 from failover_pg_main import Writer  # noqa: E402  (the same ledger client)
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +71,7 @@ def gaps(times: list[float]) -> tuple[float, float]:
     return max(pairs, default=(float("inf"), 0.0))
 
 
-def ledger_command(args) -> list[str]:
+def ledger_command(args, via_address: str) -> list[str]:
     script = ["python3", "-c", LEDGER, str(args.after)]
     if args.via == "local":
         return [sys.executable, *script[1:]]
@@ -74,21 +80,22 @@ def ledger_command(args) -> list[str]:
         sys.path.insert(0, PROJECT)
         from lab import hosts  # noqa: PLC0415  (the lab's SSH user and key)
         user, key = user or hosts.SSH_USER, key or hosts.ssh_key()
-    address = args.via_address or args.via
     return ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{user}@{address}",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{user}@{via_address}",
             " ".join(shlex.quote(a) for a in script)]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--endpoint", required=True, help="HAProxy write endpoint ADDRESS:PORT (pg_write)")
+    ap.add_argument("--endpoint", help="HAProxy write endpoint ADDRESS:PORT, IPv6 bracketed (default: the "
+                    "inventory's first load balancer's cluster address, pg_write port)")
     ap.add_argument("--password-file", required=True, help="file holding the application role's password")
     ap.add_argument("--ca", required=True, help="CA certificate (path on the host the ledger runs on)")
     ap.add_argument("--user", default="app")
     ap.add_argument("--dbname", default="appdb")
     ap.add_argument("--via", default="local", help="where the ledger runs: an app host's name, or local")
-    ap.add_argument("--via-address", help="address of the --via host (default: its name)")
+    ap.add_argument("--via-address", help="SSH address or name of the --via host (default: its ansible_host "
+                    "in the inventory, the lab's management name <host>.mgmt.hslab)")
     ap.add_argument("--ssh-user", help="SSH user for --via (default: the lab's)")
     ap.add_argument("--ssh-key", help="SSH private key for --via (default: the lab's)")
     ap.add_argument("--inventory", default=os.path.join(PROJECT, "inventories", "lab"))
@@ -97,12 +104,18 @@ def main():
     args = ap.parse_args()
     with open(args.password_file, encoding="utf-8") as fh:
         password = fh.read().split()[0]
-    host, port = args.endpoint.split(":")
+    inventory = None
+    if args.endpoint is None or (args.via != "local" and args.via_address is None):
+        inventory = addresses.Inventory(args.inventory)
+    endpoint = args.endpoint or inventory.endpoint("pg_write")
+    via_address = args.via_address or (inventory.management_name(args.via) if args.via != "local" else "")
+    host, port = addresses.split_endpoint(endpoint)  # libpq's host= takes an IPv6 literal bare
     dsn = (f"host={host} port={port} dbname={args.dbname} user={args.user} password={password} sslmode=verify-full "
            f"sslrootcert={args.ca} connect_timeout=2 tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 "
            f"keepalives_count=2 options='-c statement_timeout=2000'")
 
-    ledger = subprocess.Popen(ledger_command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ledger = subprocess.Popen(ledger_command(args, via_address), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
     ledger.stdin.write(dsn + "\n")
     ledger.stdin.flush()
     if ledger.stdout.readline().strip() != "writing":
@@ -119,7 +132,7 @@ def main():
     longest, at = gaps(result["times"])
     if res.returncode != 0:
         print(res.stdout[-4000:] + res.stderr[-2000:])
-    print(f"Rolling restart under load (one writer on {args.via} through {args.endpoint})")
+    print(f"Rolling restart under load (one writer on {args.via} through {endpoint})")
     print(f"  playbook rc {res.returncode} in {duration:.1f} s")
     print(f"  acknowledged writes {result['acked']}, lost {result['acked'] - result['present']}, "
           f"failed writes {result['errors']}")
