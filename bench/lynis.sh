@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Lynis hardening index of fresh Debian 12 and 13 lab hosts, before and after the baseline
-# role. One command; creates its own containers (network 172.30.30.0/24) and removes them.
+# role. One command; creates its own containers and removes them: management network
+# 172.30.27.0/24 (Ansible connects there, by name), cluster network 172.30.37.0/24 (the lab tool
+# cables every host to both; nothing here listens on it). Both are free in DEVELOPERS.md's plan.
 #   bench/lynis.sh            (from the repository root, after `make venv images`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,8 @@ cleanup() { "$PY" -m lab molecule-destroy --label "$label" --network "$net" >/de
 trap cleanup EXIT
 
 "$PY" -m lab molecule-create --label "$label" --network "$net" --out "$work/instances.json" --platforms \
-  '[{"name":"lynis-d12","image":"debian12","address":"172.30.30.11"},{"name":"lynis-d13","image":"debian13","address":"172.30.30.12"}]' >/dev/null
+  '[{"name":"lynis-d12","image":"debian12","address":"172.30.27.11","cluster_address":"172.30.37.11"},
+    {"name":"lynis-d13","image":"debian13","address":"172.30.27.12","cluster_address":"172.30.37.12"}]' >/dev/null
 
 "$PY" - "$work" <<'PYEOF'
 import json, sys
