@@ -164,19 +164,21 @@ def address_checks(groups, hostvars, resolver=None):
             out.append("%s: ansible_host '%s' is neither an IP address nor a host name. Fix: set "
                        "the host's address." % (host, ansible_host))
             continue
+        if hv.get(am.OVERRIDE_VAR) in (None, "", []) and hv.get(am.INTERFACE_VAR):
+            continue  # the interface's address needs the host's facts: the role preflights check it
         try:
-            _value, source, _extra = am.configured(host, hostvars)
-            if source == am.INTERFACE_VAR:
-                continue  # needs the host's facts: checked by the role preflights
-            address = am.cluster_address(host, hostvars, resolver)
+            addresses = am.cluster_addresses(host, hostvars, resolver)
         except am.AddressError as exc:
             out.append("%s. Fix: see docs/addresses.md." % exc)
             continue
-        seen.setdefault(address, []).append(host)
+        for address in addresses:
+            if host not in seen.setdefault(address, []):
+                seen[address].append(host)
     for address, hosts in sorted(seen.items()):
         if len(hosts) > 1:
-            out.append("cluster address %s is used by more than one host (%s). Fix: give every host its "
-                       "own address (%s)." % (address, ", ".join(hosts), am.OVERRIDE_VAR))
+            out.append("address %s belongs to more than one host (%s): the firewall and pg_hba would trust "
+                       "one for the other. Fix: give every host its own addresses (%s)."
+                       % (address, ", ".join(hosts), am.OVERRIDE_VAR))
     return out
 
 

@@ -88,7 +88,9 @@ CASES = [
      ["group 'loadbalancer' is not part of the inventory contract"]),
     # Addresses.
     ("address-collision", _set("app", "app2", ansible_host="127.0.0.11"),
-     ["cluster address 127.0.0.11 is used by more than one host", "app2"]),
+     ["address 127.0.0.11 belongs to more than one host", "app2"]),
+    ("address-collision-second-entry", _set("app", "app2", hardened_stack_address=["127.0.0.52", "127.0.0.11"]),
+     ["address 127.0.0.11 belongs to more than one host", "loadbalancers1"]),
     ("address-unresolvable", _set("app", "app2", ansible_host="app2.invalid"),
      ["host 'app2': 'app2.invalid' (from ansible_host) does not resolve on the controller"]),
     ("address-override-invalid", _set("redis", "redis2", hardened_stack_address="10.0.0.300/24"),
@@ -150,6 +152,17 @@ def test_sound_inventory_passes_preflight(tmp_path):
     assert rc != 0
     assert "UNREACHABLE" in out, out[-3000:]
     assert "inventory preflight" not in out and "Validation of arguments failed" not in out
+
+
+def test_cluster_interface_host_passes_the_inventory_preflight(tmp_path):
+    """A host whose cluster address comes from its interface (facts, gathered in the second
+    play) is not refused by the first, fact-less play."""
+    inv = harness.sound_inventory()
+    inv["groups"]["app"]["app1"]["hardened_stack_cluster_interface"] = "eth1"
+    rc, out = harness.run_site(harness.write_inventory(tmp_path / "hosts.yml", inv))
+    assert rc != 0
+    assert "UNREACHABLE" in out, out[-3000:]
+    assert "inventory preflight" not in out
 
 
 @pytest.mark.parametrize("change, expected", [pytest.param(c, e, id=i) for i, c, e in CASES])
