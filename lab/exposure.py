@@ -485,4 +485,3 @@ def listening(name: str) -> set[tuple[str, int]]:
 
 def network_label(addr: str, p: dict) -> str:
     return "mgmt" if ipaddress.ip_address(addr) in p["nets"][0] else "cluster"
-

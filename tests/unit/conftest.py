@@ -4,14 +4,12 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-LINK = os.path.join(COLLECTIONS, "ansible_collections", "hardened", "stack")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
-if not os.path.exists(LINK):
-    os.makedirs(os.path.dirname(LINK), exist_ok=True)
-    os.symlink(os.path.relpath(ROOT, os.path.dirname(LINK)), LINK)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
+from lab import collection  # noqa: E402  (the one way the checkout is made importable)
+
+COLLECTIONS = collection.importable()
 
 import socket  # noqa: E402
 

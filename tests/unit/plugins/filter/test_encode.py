@@ -382,7 +382,7 @@ class Resp:
             data, self.buf = self.buf[:n], self.buf[n + 2:]
             return data.decode("utf-8", "replace")
         if kind == b"*":
-            return [self._reply() for _ in range(int(rest))]
+            return [self._reply() for _item in range(int(rest))]
         raise ValueError(line)
 
     def call(self, *args):

@@ -164,8 +164,8 @@ def test_drained_host_down_in_every_site_that_uses_it():
 
 
 def test_explicit_upstream_servers_drained_by_address_or_name():
-    site = {"name": "x", "upstream_servers": ["[fd00:0::21]:8000", "10.0.0.23:9000", "web4:8000",
-                                             "203.0.113.9:8000"]}
+    servers = ["[fd00:0::21]:8000", "10.0.0.23:9000", "web4:8000", "203.0.113.9:8000"]
+    site = {"name": "x", "upstream_servers": servers}
     peers = n.upstream_peers(site, D_GROUPS, D_HOSTVARS, PORT_MAP, ["web6", "webdns", "web4"])
     assert [(p["server"], p["host"], p["down"]) for p in peers] == [
         ("[fd00:0::21]:8000", "web6", True), ("10.0.0.23:9000", "webdns", True), ("web4:8000", "web4", True),
