@@ -69,17 +69,26 @@ def test_runs_unprivileged_and_sandboxed(host):
     assert caps.split()[1] == "0000000000000000"
 
 
+def service_environment(host):
+    """The environment the running app process got from systemd: the env file as systemd
+    parsed it (its values are quoted and escaped for that parser, hardened.stack.systemd_env_value)."""
+    pid = host.check_output("systemctl show -p MainPID --value app-hsdemo.service")
+    raw = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
 def test_secrets_only_in_a_private_file(host):
     env = host.file("/etc/hardened-stack/app/hsdemo.env")
     assert env.mode == 0o600 and env.user == "root"
-    assert "APP_API_TOKEN=lab-token-secret-value" in env.content_string
+    assert 'APP_API_TOKEN="lab-token-secret-value"' in env.content_string
+    assert service_environment(host)["APP_API_TOKEN"] == "lab-token-secret-value"  # noqa: S105 (the test value)
     # Not visible to other users through the process table or systemd.
     show = host.check_output("systemctl show app-hsdemo.service")
     assert "lab-token-secret-value" not in show and "lab-db-secret-value" not in show
 
 
 def test_stack_connection_facts_are_wired(host):
-    env = host.file("/etc/hardened-stack/app/hsdemo.env").content_string
+    env = service_environment(host)
     # The write endpoint: the load balancer's cluster address (no postgres group here).
-    assert f"APP_PG_HOSTS={verifier.cluster_address('app-lb', SCENARIO)}\n" in env
-    assert "APP_PG_PORT=5000\n" in env
+    assert env["APP_PG_HOSTS"] == verifier.cluster_address("app-lb", SCENARIO)
+    assert env["APP_PG_PORT"] == "5000"
