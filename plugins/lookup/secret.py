@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: secret
+author: hardened.stack contributors
+version_added: 0.1.0
+short_description: Read (or, for its producing role, create) a generated secret on the controller
+description:
+  - The one way the collection's roles, playbooks and inventories reach a password the
+    collection generates. The layout lives in C(plugins/module_utils/secrets.py) and is
+    documented in C(docs/secrets.md).
+  - Files live under O(secrets_dir), one file per secret, mode 0600 in directories of mode
+    0700, written atomically.
+  - Consumers read only. A missing file fails with a message naming the producing role and
+    the vault variable that replaces it; a wrong path never creates a second password.
+  - The producing role passes O(create=true): the value is generated once (letters and
+    digits, 32 characters, 48 for the pgBackRest passphrase) and reused on every later run.
+  - A vault variable given by the user always wins; the roles test for it before calling
+    this lookup.
+options:
+  _terms:
+    description:
+      - The kind of secret, one of V(postgresql), V(patroni_api), V(redis), V(monitoring),
+        V(backup_cipher), V(backup_user).
+    required: true
+    type: list
+    elements: str
+  cluster:
+    description:
+      - The PostgreSQL cluster (V(postgresql), V(patroni_api); C(postgresql_cluster_name)) or
+        the Redis replication set (V(redis); C(redis_cluster_name)).
+    type: str
+  user:
+    description:
+      - The role or ACL user (V(postgresql), V(redis), V(backup_user)).
+    type: str
+  stanza:
+    description:
+      - The pgBackRest stanza (V(backup_cipher), V(backup_user); C(backup_stanza)).
+    type: str
+  create:
+    description:
+      - Generate the secret when it does not exist. Only the producing role sets this.
+    type: bool
+    default: false
+  vault_variable:
+    description:
+      - The variable the caller would take instead of the file, named in the error message
+        (default, the producing role's variable).
+    type: str
+  secrets_dir:
+    description:
+      - The directory on the controller (C(~) is expanded).
+    type: str
+    default: ~/.hardened-stack/secrets
+    vars:
+      - name: hardened_stack_secrets_dir
+"""
+
+EXAMPLES = r"""
+- name: The application's database password, from a vault variable or the postgresql role's file
+  ansible.builtin.set_fact:
+    app_db_password: >-
+      {{ vault_app_db_password | default(lookup('hardened.stack.secret', 'postgresql',
+      cluster=postgresql_cluster_name, user='app', vault_variable='app_db_password'), true) }}
+  no_log: true
+
+- name: Created once by the redis role (its own secrets only)
+  ansible.builtin.set_fact:
+    _redis_admin: "{{ lookup('hardened.stack.secret', 'redis', cluster=redis_cluster_name, user='admin', create=true) }}"
+  no_log: true
+"""
+
+RETURN = r"""
+_raw:
+  description:
+    - One element, the secret's value (a string, without the file's final line feed).
+  type: list
+  elements: str
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.hardened.stack.plugins.module_utils import secrets
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        if len(terms) != 1:
+            raise AnsibleLookupError("hardened.stack.secret takes one kind (one of %s), got %d terms"
+                                     % (", ".join(sorted(secrets.KINDS)), len(terms)))
+        kind = terms[0]
+        params = dict((name, self.get_option(name)) for name in ("cluster", "user", "stanza"))
+        directory = self.get_option("secrets_dir")
+        try:
+            if self.get_option("create"):
+                value = secrets.produce(kind, directory, **params)
+            else:
+                value = secrets.read(kind, directory, vault_variable=self.get_option("vault_variable"), **params)
+        except secrets.SecretError as exc:
+            raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
+        return [value]

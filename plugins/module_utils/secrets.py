@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, hardened.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The secrets contract: where the controller keeps the passwords the collection generates.
+
+One directory, ``hardened_stack_secrets_dir`` (default ``~/.hardened-stack/secrets``), one file
+per secret, laid out by :data:`KINDS` (written down here and nowhere else; docs/secrets.md is
+generated from it):
+
+=============================  ===================================  ======================
+path under the directory       secret                               producer (role)
+=============================  ===================================  ======================
+postgresql/CLUSTER/USER        a PostgreSQL role's password         hardened.stack.postgresql
+postgresql/CLUSTER/patroni-api the Patroni REST API password        hardened.stack.postgresql
+redis/CLUSTER/USER             a Redis/Sentinel ACL user's password hardened.stack.redis
+monitoring/basic_auth          the exporters', Prometheus' and      hardened.stack.exporters
+                               Alertmanager's basic auth password
+backup/STANZA/repo-cipher      the pgBackRest repository passphrase hardened.stack.backup
+backup/STANZA/USER             the pg_dump role's password          hardened.stack.backup
+=============================  ===================================  ======================
+
+Producers call :func:`produce` (create once with the kind's generation rule, then reuse);
+consumers call :func:`read`, which never creates: a missing file is an error that names the
+producing role and the vault variable that replaces the file. A vault variable (the roles'
+``*_password`` variables) always wins over the file; the roles decide that, not this module.
+
+Files are written atomically (a hard link of a complete temporary file, so concurrent
+producers agree on one value), mode 0600 in directories of mode 0700, as ``value`` + a line
+feed; :func:`read` drops one trailing line feed and nothing else (spaces are part of a value).
+Files written by ``ansible.builtin.password`` before this contract are read the same way (its
+`` salt=`` suffix is dropped), and the pre-contract locations are adopted (copied to the
+contract's path) by :func:`produce`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import os
+import random
+import re
+import string
+import tempfile
+
+DEFAULT_DIR = "~/.hardened-stack/secrets"
+DIR_VAR = "hardened_stack_secrets_dir"
+
+# Per-role secret directory variables replaced by hardened_stack_secrets_dir (the preflight
+# refuses them: a second directory is a second, different password).
+RETIRED_DIR_VARS = ("postgresql_secrets_dir", "redis_secrets_dir", "backup_secrets_dir",
+                    "exporters_secrets_dir", "prometheus_secrets_dir", "alertmanager_secrets_dir")
+
+_ALNUM = string.ascii_letters + string.digits
+_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+
+
+class SecretError(Exception):
+    """A secret is missing, unreadable, or asked for with wrong parameters. Messages name
+    paths, roles and variables, never a value."""
+
+
+class Kind(object):
+    """One kind of secret: where it lives (``pattern`` with ``{param}`` fields), who makes it,
+    how it is generated, and which vault variable replaces it."""
+
+    def __init__(self, pattern, producer, description, vault_variable, length=32, legacy=()):
+        self.pattern = pattern
+        self.producer = producer
+        self.description = description
+        self.vault_variable = vault_variable
+        self.length = length
+        self.legacy = legacy
+
+    @property
+    def params(self):
+        return tuple(re.findall(r"{(\w+)}", self.pattern))
+
+
+KINDS = {
+    "postgresql": Kind(
+        "postgresql/{cluster}/{user}", "hardened.stack.postgresql",
+        "the password of PostgreSQL role USER (superuser, replication, rewind, every postgresql_users entry)",
+        "postgresql_superuser_password, postgresql_replication_password, postgresql_rewind_password "
+        "or the postgresql_users entry's password",
+        legacy=("{cluster}/{user}",)),
+    "patroni_api": Kind(
+        "postgresql/{cluster}/patroni-api", "hardened.stack.postgresql",
+        "the Patroni REST API password (postgresql_patroni_api_user)",
+        "postgresql_patroni_api_password",
+        legacy=("{cluster}/patroni-api",)),
+    "redis": Kind(
+        "redis/{cluster}/{user}", "hardened.stack.redis",
+        "the password of Redis/Sentinel ACL user USER (app, replication, sentinel, exporter, admin)",
+        "redis_<user>_password"),
+    "monitoring": Kind(
+        "monitoring/basic_auth", "hardened.stack.exporters",
+        "the basic auth password of the exporters, Prometheus and Alertmanager",
+        "exporters_auth_password (with prometheus_auth_password and alertmanager_auth_password)"),
+    "backup_cipher": Kind(
+        "backup/{stanza}/repo-cipher", "hardened.stack.backup",
+        "the pgBackRest repository passphrase of STANZA", "backup_repo_cipher_pass", length=48,
+        legacy=("backup/repo-cipher-{stanza}",)),
+    "backup_user": Kind(
+        "backup/{stanza}/{user}", "hardened.stack.backup",
+        "the password of the pg_dump role USER of STANZA", "backup_pg_dump_password",
+        legacy=("backup/{user}",)),
+}
+
+
+def secrets_dir(value=None):
+    """The directory (``~`` expanded, absolute): ``value`` or :data:`DEFAULT_DIR`."""
+    text = u"%s" % value if value not in (None, "") else DEFAULT_DIR
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _kind(kind):
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise SecretError("unknown secret kind %r (one of %s)" % (kind, ", ".join(sorted(KINDS))))
+
+
+def _fill(kind, pattern, params):
+    spec = _kind(kind)
+    missing = [p for p in spec.params if params.get(p) in (None, "")]
+    if missing:
+        raise SecretError("secret %s needs %s" % (kind, ", ".join(missing)))
+    extra = sorted(set(k for k, v in params.items() if v is not None) - set(spec.params))
+    if extra:
+        raise SecretError("secret %s takes no %s (its parameters: %s)"
+                          % (kind, ", ".join(extra), ", ".join(spec.params) or "none"))
+    for name in spec.params:
+        value = u"%s" % params[name]
+        if not _SEGMENT.match(value):
+            raise SecretError("secret %s: %s %r cannot be a file name (letters, digits and _ . @ + -, "
+                              "not starting with . or -)" % (kind, name, value))
+    return pattern.format(**dict((k, u"%s" % params[k]) for k in spec.params))
+
+
+def relpath(kind, **params):
+    """The secret's path relative to the directory (``redis/main/app``)."""
+    return _fill(kind, _kind(kind).pattern, params)
+
+
+def path(kind, directory=None, **params):
+    """The secret's absolute path on the controller."""
+    return os.path.join(secrets_dir(directory), relpath(kind, **params))
+
+
+def _legacy_paths(kind, directory, params):
+    return [os.path.join(secrets_dir(directory), _fill(kind, pattern, params)) for pattern in _kind(kind).legacy]
+
+
+def _decode(data, where):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeError:
+        raise SecretError("%s is not UTF-8 text" % where)
+    if text.endswith(u"\n"):
+        text = text[:-1]
+    # ansible.builtin.password appends " salt=..." when it stored a salt (generated values are
+    # letters and digits only, so the suffix cannot be part of one)
+    match = re.match(r"^([A-Za-z0-9]+) salt=\S*$", text)
+    if match:
+        text = match.group(1)
+    if not text:
+        raise SecretError("%s is empty" % where)
+    return text
+
+
+def _read_file(where):
+    try:
+        with open(where, "rb") as handle:
+            return _decode(handle.read(), where)
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise SecretError("cannot read %s: %s" % (where, exc.strerror))
+
+
+def missing_message(kind, directory=None, vault_variable=None, **params):
+    """What a consumer says when the secret does not exist (no value involved)."""
+    spec = _kind(kind)
+    return ("secret %s does not exist (%s). It is created by the %s role: run it first (site.yml does), "
+            "or set %s from a vault (and point %s at another directory if the file lives elsewhere)."
+            % (path(kind, directory, **params), spec.description, spec.producer,
+               vault_variable or spec.vault_variable, DIR_VAR))
+
+
+def read(kind, directory=None, vault_variable=None, **params):
+    """The stored value; never creates. Raises :class:`SecretError` naming the producing role
+    and the vault variable when the file is missing (a pre-contract file is read too)."""
+    target = path(kind, directory, **params)
+    value = _read_file(target)
+    if value is None:
+        for old in _legacy_paths(kind, directory, params):
+            value = _read_file(old)
+            if value is not None:
+                break
+    if value is None:
+        raise SecretError(missing_message(kind, directory, vault_variable, **params))
+    return value
+
+
+def generate(kind):
+    """A new value with the kind's rule (letters and digits, 32 or 48 characters)."""
+    rng = random.SystemRandom()
+    return u"".join(rng.choice(_ALNUM) for dummy in range(_kind(kind).length))
+
+
+def _write_new(target, value):
+    """Write ``value`` to ``target`` unless it exists; True when this call created it."""
+    folder = os.path.dirname(target)
+    try:
+        os.makedirs(folder, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise SecretError("cannot create %s: %s" % (folder, exc.strerror))
+    fd, tmp = tempfile.mkstemp(prefix=".new-", dir=folder)
+    try:
+        os.write(fd, (value + u"\n").encode("utf-8"))
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        try:
+            os.link(tmp, target)  # atomic, and never replaces what another producer wrote
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            raise SecretError("cannot write %s: %s" % (target, exc.strerror))
+    finally:
+        if fd is not None:
+            os.close(fd)
+        os.unlink(tmp)
+
+
+def produce(kind, directory=None, **params):
+    """The stored value, created with :func:`generate` when missing (a pre-contract file is
+    copied to the contract's path instead). Concurrent producers get the same value."""
+    target = path(kind, directory, **params)
+    value = _read_file(target)
+    if value is not None:
+        return value
+    for old in _legacy_paths(kind, directory, params):
+        value = _read_file(old)
+        if value is not None:
+            break
+    if value is None:
+        value = generate(kind)
+    _write_new(target, value)
+    return _read_file(target)
+
+
+def replace(kind, value=None, directory=None, **params):
+    """Rotation: store ``value`` (default: a new generated one) in place of the current file,
+    atomically (rename), and return it."""
+    target = path(kind, directory, **params)
+    value = generate(kind) if value is None else u"%s" % value
+    if not value or u"\x00" in value:
+        raise SecretError("a secret cannot be empty or hold a NUL character")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".new-", dir=folder)
+    try:
+        os.write(fd, (value + u"\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, target)
+    return value
+
+
+def layout():
+    """``[(path pattern, kind, producer, description, vault variable, length)]`` for the docs."""
+    return [(KINDS[k].pattern, k, KINDS[k].producer, KINDS[k].description, KINDS[k].vault_variable,
+             KINDS[k].length) for k in sorted(KINDS, key=lambda name: KINDS[name].pattern)]
