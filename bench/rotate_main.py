@@ -1,0 +1,279 @@
+"""Secret rotation under load (bench/rotate).
+
+While `ansible-playbook playbooks/rotate_secrets.yml` runs against the inventory, two clients
+use the stack the way users do, through the public nginx entry of the first load balancer:
+
+* a writer POSTs `/write?id=N` (the demo app commits N to PostgreSQL through the write endpoint)
+  with sequential ids, one request at a time, 2 s timeout, no retries: a 200 is an acknowledged
+  write; any other answer or a timeout is a failed request and the id is never reused;
+* a poller GETs `/health` (PostgreSQL and Redis through Sentinel) every --interval seconds.
+
+Afterwards every acknowledged id is read back (`/read?id=N`): one that is missing is an
+acknowledged write lost. Then each rotated secret is tried, old and new, from inside the
+firewall (over SSH, the password on stdin): the old one must be refused, the new one accepted.
+Goal: 0 failed requests, 0 lost, every old secret refused.
+
+Only generated secrets (the files under hardened_stack_secrets_dir) are rotated by the
+playbook; those given as vault variables are left alone and not probed. Addresses come from
+the inventory (bench/addresses.py), secrets through the collection's secrets module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import addresses  # noqa: E402  (bench/addresses.py: the inventory's addresses)
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, PROJECT)
+from lab import collection, hosts  # noqa: E402  (the collection's modules, the lab's SSH user/key)
+
+TIERS = ("postgresql", "redis", "monitoring")
+
+
+def _request(url: str, ctx: ssl.SSLContext, method: str = "GET", timeout: float = 2.0) -> int:
+    if not url.startswith("https://"):
+        raise ValueError(f"not an https URL: {url}")
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)  # noqa: S310 (https only)
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:  # noqa: S310
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, urllib.error.URLError):
+        return 0
+
+
+class Client(threading.Thread):
+    """The writer (``write=True``) or the /health poller."""
+
+    def __init__(self, base: str, ctx: ssl.SSLContext, write: bool, interval: float):
+        super().__init__(daemon=True)
+        self.base, self.ctx, self.write, self.interval = base, ctx, write, interval
+        self.stop_flag = threading.Event()
+        self.ok: list[tuple[int, float]] = []      # (id, monotonic time) of successful requests
+        self.failed: list[tuple[float, int]] = []  # (monotonic time, status; 0 = no answer)
+        self.next_id = int(time.time() * 1000)     # unique across runs: the ledger table is shared
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            started = time.monotonic()
+            if self.write:
+                ident = self.next_id
+                self.next_id += 1
+                status = _request(f"{self.base}/write?id={ident}", self.ctx, "POST")
+            else:
+                ident = 0
+                status = _request(f"{self.base}/health", self.ctx)
+            if status == 200:
+                self.ok.append((ident, time.monotonic()))
+            else:
+                self.failed.append((time.monotonic(), status))
+            if not self.write:
+                time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+def longest_gap(times: list[float]) -> float:
+    return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
+
+
+# Probes run on a stack host with python3 (psycopg2 and redis-py: the app role installs them),
+# read {"old": ..., "new": ..., ...} on stdin and print {"old": "refused"|"accepted"|error, "new": ...}.
+PROBES = {
+    "postgresql": r'''import json, sys, psycopg2
+a = json.loads(sys.stdin.read()); out = {}
+for which in ("old", "new"):
+    try:
+        psycopg2.connect(host=a["host"], port=a["port"], user=a["user"], password=a[which], dbname=a["dbname"],
+                         sslmode="require", connect_timeout=5, **a.get("extra", {})).close()
+        out[which] = "accepted"
+    except psycopg2.OperationalError as e:
+        out[which] = "refused" if "password authentication failed" in str(e) else "error: " + str(e)[:200]
+print(json.dumps(out))''',
+    "redis": r'''import json, sys, redis
+a = json.loads(sys.stdin.read()); out = {}
+for which in ("old", "new"):
+    r = redis.Redis(host=a["host"], port=a["port"], socket_timeout=5, socket_connect_timeout=5)
+    try:
+        r.execute_command("AUTH", a["user"], a[which]); out[which] = "accepted"
+    except redis.AuthenticationError:
+        out[which] = "refused"
+    except redis.RedisError as e:
+        out[which] = ("refused" if "WRONGPASS" in str(e) else "error: " + str(e)[:200])
+    finally:
+        r.close()
+print(json.dumps(out))''',
+    "http": r'''import base64, json, ssl, sys, urllib.error, urllib.request
+a = json.loads(sys.stdin.read()); out = {}
+ctx = ssl.create_default_context(cafile=a["ca"])
+for which in ("old", "new"):
+    req = urllib.request.Request(a["url"], method=a.get("method", "GET"), data=a.get("body", "").encode() or None)
+    req.add_header("Authorization", "Basic " + base64.b64encode((a["user"] + ":" + a[which]).encode()).decode())
+    if a.get("body"):
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            code = r.status
+    except urllib.error.HTTPError as e:
+        code = e.code
+    except OSError as e:
+        code = "error: " + str(e)[:200]
+    out[which] = "accepted" if code == 200 else "refused" if code == 401 else "status %s" % code
+print(json.dumps(out))''',
+}
+
+
+def probe(inv: addresses.Inventory, on: str, kind: str, args: dict) -> dict:
+    cmd = ["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+           f"{hosts.SSH_USER}@{inv.management_name(on)}",
+           " ".join(shlex.quote(a) for a in ["sudo", "python3", "-c", PROBES[kind]])]
+    res = subprocess.run(cmd, input=json.dumps(args), capture_output=True, text=True, check=False, timeout=60)
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"old": "error: " + res.stderr.strip()[-200:], "new": "?"}
+
+
+def rotated(inv: addresses.Inventory, tiers: list[str]) -> list[dict]:
+    """The generated secrets the playbook rotates for ``tiers`` (not those set as vault
+    variables), each with what is needed to probe it."""
+    hv = inv.hostvars
+    first = {g: (inv.group(g) or [None])[0] for g in ("postgres", "redis", "app", "monitoring", "loadbalancers")}
+    pg_vars = hv.get(first["postgres"], {}) if first["postgres"] else {}
+    redis_vars = hv.get(first["redis"], {}) if first["redis"] else {}
+    out = []
+    if "postgresql" in tiers and first["postgres"]:
+        cluster = pg_vars.get("postgresql_cluster_name", "hardened-stack")
+        for entry in pg_vars.get("postgresql_users", []):
+            if not entry.get("password"):
+                out.append({"kind": "postgresql", "params": {"cluster": cluster, "user": entry["name"]},
+                            "probe": "postgresql", "on": first["app"],
+                            "args": {"user": entry["name"], "dbname": (entry.get("databases") or ["postgres"])[0],
+                                     "endpoint": "pg_write"}})
+        if not pg_vars.get("postgresql_replication_password"):
+            user = pg_vars.get("postgresql_replication_user", "replicator")
+            out.append({"kind": "postgresql", "params": {"cluster": cluster, "user": user},
+                        "probe": "postgresql", "on": inv.group("postgres")[-1],
+                        "args": {"user": user, "dbname": "replication", "endpoint": "leader",
+                                 "extra": {"replication": "true"}}})
+        if not pg_vars.get("postgresql_patroni_api_password"):
+            out.append({"kind": "patroni_api", "params": {"cluster": cluster}, "probe": "http",
+                        "on": inv.group("postgres")[-1],
+                        "args": {"user": pg_vars.get("postgresql_patroni_api_user", "patroni"), "method": "PATCH",
+                                 "body": "{}", "endpoint": "patroni_config"}})
+    if "redis" in tiers and first["redis"]:
+        cluster = redis_vars.get("redis_cluster_name", "redis")
+        for user in ("app", "replication", "sentinel", "exporter", "admin"):
+            if not redis_vars.get(f"redis_{user}_password"):
+                out.append({"kind": "redis", "params": {"cluster": cluster, "user": user}, "probe": "redis",
+                            "on": first["app"],
+                            "args": {"user": user, "endpoint": "redis_sentinel" if user == "sentinel" else "redis"}})
+    if "monitoring" in tiers and first["monitoring"]:
+        if not hv.get(first["monitoring"], {}).get("exporters_auth_password"):
+            out.append({"kind": "monitoring", "params": {}, "probe": "http", "on": first["monitoring"],
+                        "args": {"user": "prometheus", "endpoint": "node_exporter"}})
+    return out
+
+
+def probe_args(inv: addresses.Inventory, item: dict, old: str, new: str) -> dict:
+    am = addresses.address_module()
+    args = dict(item["args"], old=old, new=new, ca="/etc/hardened-stack/pki/ca.crt")
+    endpoint = args.pop("endpoint")
+    if endpoint == "pg_write":
+        host, port = addresses.split_endpoint(inv.endpoint("pg_write"))
+    elif endpoint == "leader":
+        leader = inv.group("postgres")[0]
+        host, port = inv.cluster_address(leader), inv.port("postgresql", leader)
+    elif endpoint == "patroni_config":
+        member = inv.group("postgres")[0]
+        args["url"] = am.url("https", inv.cluster_address(member), inv.port("patroni_api", member), "/config")
+        return args
+    elif endpoint == "node_exporter":
+        target = inv.group("postgres")[0]
+        args["url"] = am.url("https", inv.cluster_address(target), inv.port("node_exporter", target), "/metrics")
+        return args
+    else:  # redis / redis_sentinel on every Redis host: the probe asks the first one
+        target = inv.group("redis")[0]
+        host, port = inv.cluster_address(target), inv.port(endpoint, target)
+    args.update(host=host, port=port)
+    return args
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--inventory", default=addresses.LAB_INVENTORY)
+    ap.add_argument("--tiers", default=",".join(TIERS), help="comma-separated: postgresql,redis,monitoring")
+    ap.add_argument("--interval", type=float, default=0.1, help="seconds between /health polls")
+    ap.add_argument("--ca", help="CA certificate for the public entry (default: the lab's, pki_ca_dir)")
+    ap.add_argument("--after", type=float, default=3.0, help="seconds of load after the playbook ends")
+    ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
+    args = ap.parse_args()
+    tiers = [t for t in args.tiers.split(",") if t]
+    inv = addresses.Inventory(args.inventory)
+    secrets = collection.module_utils("secrets")
+    cache = os.environ.get("HSLAB_CACHE", os.path.expanduser("~/.cache/hardened-stack"))
+    directory = os.path.join(cache, "secrets")  # the lab's hardened_stack_secrets_dir
+    ca = args.ca or os.path.join(cache, "pki", "ca.crt")
+
+    items = rotated(inv, tiers)
+    for item in items:
+        item["old"] = secrets.read(item["kind"], directory, **item["params"])
+
+    lb = inv.host("loadbalancers")
+    base = f"https://{inv.management_name(lb)}:{inv.port('https', lb)}"
+    ctx = ssl.create_default_context(cafile=ca)
+    writer, poller = Client(base, ctx, True, 0), Client(base, ctx, False, args.interval)
+    writer.start()
+    poller.start()
+    time.sleep(2)
+    cmd = [os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inv.path,
+           os.path.join(PROJECT, "playbooks", "rotate_secrets.yml"), "-e", json.dumps({"rotate_tiers": tiers}),
+           *args.playbook_args]
+    started = time.monotonic()
+    play = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)
+    duration = time.monotonic() - started
+    time.sleep(args.after)
+    for client in (writer, poller):
+        client.stop_flag.set()
+    for client in (writer, poller):
+        client.join(10)
+
+    lost = [i for i, _t in writer.ok if _request(f"{base}/read?id={i}", ctx) != 200]
+    print(f"rotate_secrets.yml (tiers {','.join(tiers)}): rc={play.returncode} in {duration:.1f} s")
+    if play.returncode != 0:
+        print("\n".join(play.stdout.splitlines()[-40:]))
+    print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests, "
+          f"longest gap {longest_gap([t for _i, t in writer.ok]):.2f} s, acknowledged writes lost: {len(lost)}")
+    statuses = sorted({s for _t, s in poller.failed})
+    print(f"/health : {len(poller.ok)} ok, {len(poller.failed)} failed (statuses {statuses}), "
+          f"longest gap {longest_gap([t for _i, t in poller.ok]):.2f} s")
+    bad = play.returncode != 0 or writer.failed or poller.failed or lost
+    for item in items:
+        new = secrets.read(item["kind"], directory, **item["params"])
+        what = "/".join([item["kind"], *[str(v) for v in item["params"].values()]])
+        if new == item["old"]:
+            print(f"{what:40} NOT rotated (the file is unchanged)")
+            bad = True
+            continue
+        result = probe(inv, item["on"], item["probe"], probe_args(inv, item, item["old"], new))
+        ok = result.get("old") == "refused" and result.get("new") == "accepted"
+        bad = bad or not ok
+        print(f"{what:40} old {result.get('old')}, new {result.get('new')}{'' if ok else '   <-- FAIL'}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
