@@ -19,7 +19,7 @@ description:
     0700, written atomically.
   - Consumers read only. A missing file fails with a message naming the producing role and
     the vault variable that replaces it; a wrong path never creates a second password.
-  - The producing role passes O(create=true): the value is generated once (letters and
+  - The producing role passes O(create=true), and the value is generated once (letters and
     digits, 32 characters, 48 for the pgBackRest passphrase) and reused on every later run.
   - A vault variable given by the user always wins; the roles test for it before calling
     this lookup.
@@ -100,7 +100,14 @@ class LookupModule(LookupBase):
                                      % (", ".join(sorted(secrets.KINDS)), len(terms)))
         kind = terms[0]
         params = dict((name, self.get_option(name)) for name in ("cluster", "user", "stanza"))
+        # An option taken from a variable (hardened_stack_secrets_dir) arrives as written in the
+        # inventory: "{{ lab_cache_dir }}/secrets" must be rendered here, or the secret would be
+        # looked for (and created) under a directory literally named "{{ lab_cache_dir }}".
         directory = self.get_option("secrets_dir")
+        if self._templar is not None:
+            directory = self._templar.template(directory)
+        if directory is not None and ("{{" in u"%s" % directory or "{%" in u"%s" % directory):
+            raise AnsibleLookupError("hardened.stack.secret: secrets_dir %r is still a template" % directory)
         try:
             if self.get_option("create"):
                 value = secrets.produce(kind, directory, **params)
