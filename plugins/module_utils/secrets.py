@@ -19,6 +19,10 @@ backup/STANZA/repo-cipher      the pgBackRest repository passphrase hardened.sta
 backup/STANZA/USER             the pg_dump role's password          hardened.stack.backup
 =============================  ===================================  ======================
 
+A parameter value is one path segment, and a fixed name of the layout is reserved: a
+PostgreSQL role named ``patroni-api`` or a pg_dump user named ``repo-cipher`` would share the
+file of another secret, so they are refused.
+
 Producers call :func:`produce` (create once with the kind's generation rule, then reuse);
 consumers call :func:`read`, which never creates: a missing file is an error that names the
 producing role and the vault variable that replaces the file. A vault variable (the roles'
@@ -53,6 +57,7 @@ RETIRED_DIR_VARS = ("postgresql_secrets_dir", "redis_secrets_dir", "backup_secre
 
 _ALNUM = string.ascii_letters + string.digits
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+_PASSWORD_LOOKUP = re.compile(r"^([A-Za-z0-9]+) salt=\S*( ident=\S*)?$")
 
 
 class SecretError(Exception):
@@ -135,7 +140,20 @@ def _fill(kind, pattern, params):
         if not _SEGMENT.match(value):
             raise SecretError("secret %s: %s %r cannot be a file name (letters, digits and _ . @ + -, "
                               "not starting with . or -)" % (kind, name, value))
-    return pattern.format(**dict((k, u"%s" % params[k]) for k in spec.params))
+    rel = pattern.format(**dict((k, u"%s" % params[k]) for k in spec.params))
+    if pattern == spec.pattern:
+        for other, other_spec in KINDS.items():
+            # a path two patterns name belongs to the one with fewer parameters (its fixed name)
+            if len(other_spec.params) < len(spec.params) and _pattern_re(other_spec.pattern).match(rel):
+                raise SecretError("secret %s: %s is the file of secret %s (%s); the name is reserved"
+                                  % (kind, rel, other, other_spec.description))
+    return rel
+
+
+def _pattern_re(pattern):
+    """A layout pattern as a regular expression matching the paths it names."""
+    parts = re.split(r"({\w+})", pattern)
+    return re.compile("^" + "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts) + "$")
 
 
 def relpath(kind, **params):
@@ -159,9 +177,9 @@ def _decode(data, where):
         raise SecretError("%s is not UTF-8 text" % where)
     if text.endswith(u"\n"):
         text = text[:-1]
-    # ansible.builtin.password appends " salt=..." when it stored a salt (generated values are
-    # letters and digits only, so the suffix cannot be part of one)
-    match = re.match(r"^([A-Za-z0-9]+) salt=\S*$", text)
+    # ansible.builtin.password appends " salt=..." (and " ident=..." for bcrypt) when it stored
+    # a salt (generated values are letters and digits only, so the suffix cannot be part of one)
+    match = _PASSWORD_LOOKUP.match(text)
     if match:
         text = match.group(1)
     if not text:
@@ -169,14 +187,26 @@ def _decode(data, where):
     return text
 
 
-def _read_file(where):
+def _read_file(where, legacy=False):
+    """The value stored in ``where``, None when there is no such file. A pre-contract location
+    (``legacy``) that is a directory of the contract's layout counts as no file."""
+    if legacy and not os.path.isfile(where):
+        return None
     try:
         with open(where, "rb") as handle:
             return _decode(handle.read(), where)
     except (IOError, OSError) as exc:
-        if exc.errno == errno.ENOENT:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
         raise SecretError("cannot read %s: %s" % (where, exc.strerror))
+
+
+def _legacy_value(kind, directory, params):
+    for old in _legacy_paths(kind, directory, params):
+        value = _read_file(old, legacy=True)
+        if value is not None:
+            return value
+    return None
 
 
 def missing_message(kind, directory=None, vault_variable=None, **params):
@@ -194,10 +224,7 @@ def read(kind, directory=None, vault_variable=None, **params):
     target = path(kind, directory, **params)
     value = _read_file(target)
     if value is None:
-        for old in _legacy_paths(kind, directory, params):
-            value = _read_file(old)
-            if value is not None:
-                break
+        value = _legacy_value(kind, directory, params)
     if value is None:
         raise SecretError(missing_message(kind, directory, vault_variable, **params))
     return value
@@ -209,17 +236,43 @@ def generate(kind):
     return u"".join(rng.choice(_ALNUM) for dummy in range(_kind(kind).length))
 
 
+def _makedirs(folder):
+    """Create ``folder`` and every missing parent with mode 0700 (``os.makedirs`` gives the
+    parents the umask's mode: the secrets directory itself would be world-readable)."""
+    if os.path.isdir(folder):
+        return
+    parent = os.path.dirname(folder)
+    if parent and parent != folder:
+        _makedirs(parent)
+    try:
+        os.mkdir(folder, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST or not os.path.isdir(folder):
+            raise SecretError("cannot create %s: %s" % (folder, exc.strerror))
+
+
+def _stored_form(value):
+    """``value`` + a line feed, refused when :func:`read` would not give ``value`` back."""
+    if not value or u"\x00" in value:
+        raise SecretError("a secret cannot be empty or hold a NUL character")
+    try:
+        same = _decode((value + u"\n").encode("utf-8"), "the value") == value
+    except (SecretError, UnicodeError):
+        same = False
+    if not same:
+        raise SecretError("this value would not read back unchanged (it looks like an ansible.builtin.password "
+                          "file with a salt)")
+    return (value + u"\n").encode("utf-8")
+
+
 def _write_new(target, value):
     """Write ``value`` to ``target`` unless it exists; True when this call created it."""
     folder = os.path.dirname(target)
-    try:
-        os.makedirs(folder, 0o700)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise SecretError("cannot create %s: %s" % (folder, exc.strerror))
+    _makedirs(folder)
+    data = _stored_form(value)
     fd, tmp = tempfile.mkstemp(prefix=".new-", dir=folder)
     try:
-        os.write(fd, (value + u"\n").encode("utf-8"))
+        os.write(fd, data)
         os.fsync(fd)
         os.close(fd)
         fd = None
@@ -243,10 +296,7 @@ def produce(kind, directory=None, **params):
     value = _read_file(target)
     if value is not None:
         return value
-    for old in _legacy_paths(kind, directory, params):
-        value = _read_file(old)
-        if value is not None:
-            break
+    value = _legacy_value(kind, directory, params)
     if value is None:
         value = generate(kind)
     _write_new(target, value)
@@ -258,18 +308,21 @@ def replace(kind, value=None, directory=None, **params):
     atomically (rename), and return it."""
     target = path(kind, directory, **params)
     value = generate(kind) if value is None else u"%s" % value
-    if not value or u"\x00" in value:
-        raise SecretError("a secret cannot be empty or hold a NUL character")
+    data = _stored_form(value)
     folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        os.makedirs(folder, 0o700)
+    _makedirs(folder)
     fd, tmp = tempfile.mkstemp(prefix=".new-", dir=folder)
     try:
-        os.write(fd, (value + u"\n").encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, target)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)
+    except (IOError, OSError) as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise SecretError("cannot write %s: %s" % (target, exc.strerror))
     return value
 
 
