@@ -193,6 +193,43 @@ def config_patch(current, desired):
     return patch or None
 
 
+def auth_verdict(status):
+    """What a member's answer to the authentication probe means.
+
+    The probe is ``PATCH /config`` with the body ``{}``: Patroni checks the client
+    certificate and the ``Authorization`` header first (``check_access``: 403 without a
+    certificate, 401 with a wrong user or password), and only then reads the body, which it
+    refuses as empty (400) without touching the configuration. Patroni 3.0 and 4.x answer
+    alike. Returns ``"accepted"`` (400), ``"refused"`` (401) or ``"unexpected"``.
+    """
+    if status == 400:
+        return "accepted"
+    if status == 401:
+        return "refused"
+    return "unexpected"
+
+
+def auth_problems(answers, expected_members=None):
+    """``{member: (status or None, detail)}`` -> why the credentials are not accepted
+    everywhere (empty list = every member accepts them)."""
+    problems = []
+    for name in sorted(answers):
+        status, detail = answers[name]
+        verdict = auth_verdict(status) if status is not None else "unreachable"
+        if verdict == "accepted":
+            continue
+        if verdict == "refused":
+            problems.append("member %s refuses the REST API user's password (HTTP 401)" % name)
+        elif verdict == "unreachable":
+            problems.append("member %s: %s" % (name, str(detail)[:200]))
+        else:
+            problems.append("member %s answered the authentication probe with HTTP %s %s"
+                            % (name, status, str(detail)[:200]))
+    if expected_members is not None and len(answers) != int(expected_members):
+        problems.append("%d members answered, expected %d" % (len(answers), int(expected_members)))
+    return problems
+
+
 def apply_patch(current, patch):
     """``current`` with ``patch`` applied as Patroni does (recursive merge, None deletes)."""
     out = dict(current or {})
@@ -275,6 +312,23 @@ class PatroniClient(object):
 
     def patch_config(self, patch):
         return self.any_member("PATCH", "/config", patch)
+
+    def auth_answers(self, cluster):
+        """``{member: (status, detail)}``: each member's answer to the authentication probe
+        (see :func:`auth_verdict`), sent to the member's own API URL with this client's
+        certificate and credentials; ``(None, error)`` when it cannot be reached."""
+        answers = {}
+        for m in cluster["members"]:
+            if not m["api_url"]:
+                answers[m["name"]] = (None, "no API URL")
+                continue
+            try:
+                status, data = self.request("PATCH", api_base(m["api_url"]) + "/config", {})
+            except PatroniError as exc:
+                answers[m["name"]] = (None, str(exc))
+                continue
+            answers[m["name"]] = (status, data if isinstance(data, str) else json.dumps(data))
+        return answers
 
     def member_request(self, cluster, name, method, path, body=None, ok=(200,), timeout=None):
         m = member(cluster, name)

@@ -41,8 +41,13 @@ options:
       - C(reinit) rebuilds the replica O(member) from the leader.
       - C(pause) / C(resume) turn maintenance mode on / off.
       - C(wait_healthy) only waits until the cluster is healthy.
+      - C(wait_auth) waits until every member's REST API accepts O(username) and O(password)
+        (after a password change and a Patroni reload: Patroni applies a new
+        C(restapi.authentication) at its next loop after SIGHUP). The probe is an empty
+        C(PATCH /config), which Patroni refuses after authentication (HTTP 400) and before it
+        (HTTP 401); nothing changes. Needs O(client_cert) when the API verifies clients.
     type: str
-    choices: [configure, switchover, restart, reinit, pause, resume, wait_healthy]
+    choices: [configure, switchover, restart, reinit, pause, resume, wait_healthy, wait_auth]
     default: wait_healthy
   api_url:
     description: Base URLs of Patroni REST APIs, e.g. C(https://10.0.0.11:8008), tried in order.
@@ -149,6 +154,17 @@ EXAMPLES = r"""
     username: patroni
     password: "{{ vault_patroni_api_password }}"
 
+- name: Wait until every member accepts the REST API user's new password (after a reload)
+  hardened.stack.patroni_cluster:
+    action: wait_auth
+    api_url: ["https://10.0.0.11:8008"]
+    ca_path: /etc/hardened-stack/pki/ca.crt
+    client_cert: /etc/patroni/tls/server.crt
+    client_key: /etc/patroni/tls/server.key
+    username: patroni
+    password: "{{ vault_patroni_api_password }}"
+    expected_members: 3
+
 - name: Wait until both replicas stream with less than 1 MB of lag
   hardened.stack.patroni_cluster:
     action: wait_healthy
@@ -175,6 +191,11 @@ restarted:
   returned: when O(action=restart)
   type: list
   elements: str
+accepted_by:
+  description: Members whose REST API accepts O(username) and O(password).
+  returned: when O(action=wait_auth)
+  type: list
+  elements: str
 problems:
   description: Why the cluster is not healthy at the end (empty when healthy).
   returned: always
@@ -187,8 +208,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.stack.plugins.module_utils.patroni import (
-    LEADER_ROLES, PatroniClient, PatroniError, apply_patch, config_patch, health_problems,
-    member, restart_plan, switchover_candidate)
+    LEADER_ROLES, PatroniClient, PatroniError, apply_patch, auth_problems, auth_verdict, config_patch,
+    health_problems, member, restart_plan, switchover_candidate)
 
 
 class Runner(object):
@@ -303,6 +324,25 @@ class Runner(object):
                                        timeout=max(60, self.p["timeout"]))
             cluster = self.wait_healthy()
 
+    def wait_auth(self, result):
+        """Poll every member with the authentication probe until all accept the credentials."""
+        last = ["not asked yet"]
+        while True:
+            try:
+                answers = self.client.auth_answers(self.cluster())
+                result["accepted_by"] = sorted(n for n, (status, dummy) in answers.items()
+                                               if auth_verdict(status) == "accepted")
+                last = auth_problems(answers, self.p["expected_members"])
+                if not last:
+                    return
+            except PatroniError as exc:
+                last = [str(exc)]
+            if time.time() > self.deadline:
+                self.module.fail_json(msg="timed out after %ds waiting for every member's REST API to accept the "
+                                      "password of %s: %s" % (self.p["wait_timeout"], self.p["username"], "; ".join(last)),
+                                      problems=last, accepted_by=result.get("accepted_by", []))
+            time.sleep(1)
+
     def reinit(self, result):
         cluster = self.cluster()
         name = self.p["member"]
@@ -322,7 +362,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             action=dict(type="str", default="wait_healthy",
-                        choices=["configure", "switchover", "restart", "reinit", "pause", "resume", "wait_healthy"]),
+                        choices=["configure", "switchover", "restart", "reinit", "pause", "resume", "wait_healthy",
+                                 "wait_auth"]),
             api_url=dict(type="list", elements="str", required=True),
             ca_path=dict(type="path"),
             client_cert=dict(type="path"),
@@ -342,7 +383,8 @@ def main():
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=180),
         ),
-        required_if=[["action", "reinit", ["member"]], ["action", "configure", ["config"]]],
+        required_if=[["action", "reinit", ["member"]], ["action", "configure", ["config"]],
+                     ["action", "wait_auth", ["username", "password"]]],
         required_together=[["client_cert", "client_key"], ["username", "password"]],
         supports_check_mode=True,
     )
@@ -360,6 +402,8 @@ def main():
             runner.restart(result)
         elif action == "reinit":
             runner.reinit(result)
+        elif action == "wait_auth":
+            runner.wait_auth(result)
         if module.params["wait"] and not module.check_mode and (result["changed"] or action == "wait_healthy"):
             cluster = runner.wait_healthy()
         else:

@@ -149,3 +149,58 @@ def test_client_reports_http_errors_with_body():
 
 def test_api_base():
     assert p.api_base("https://10.0.0.11:8008/patroni") == "https://10.0.0.11:8008"
+
+
+def patroni_like_opener(passwords, calls=None, down=()):
+    """An opener that answers like Patroni's REST API (api.py ``check_access`` then
+    ``do_PATCH_config``): 403 without a client certificate, 401 when the member's
+    ``restapi.authentication`` password differs, 400 for an empty body, 200 for a patch;
+    GET /cluster lists the members."""
+    def opener(url, **kw):
+        if calls is not None:
+            calls.append((url, kw))
+        host = url.split("//", 1)[1].split(":", 1)[0]
+        if host in down:
+            raise URLError("connection refused")
+        if kw["method"] == "GET":
+            return FakeResp(200, json.dumps(cluster_json()).encode())
+        if not kw.get("client_cert"):
+            raise HTTPError(url, 403, "Forbidden", {}, io.BytesIO(b"client certificate required"))
+        if kw.get("url_username") != "patroni" or kw.get("url_password") != passwords[host]:
+            raise HTTPError(url, 401, "Unauthorized", {}, io.BytesIO(b"not authenticated"))
+        if json.loads(kw["data"]) == {}:
+            raise HTTPError(url, 400, "Bad Request", {}, io.BytesIO(b"<html>Bad Request</html>"))
+        return FakeResp(200, kw["data"].encode())
+    return opener
+
+
+@pytest.mark.parametrize("status, verdict", [(400, "accepted"), (401, "refused"), (403, "unexpected"),
+                                             (200, "unexpected"), (503, "unexpected")])
+def test_auth_verdict(status, verdict):
+    assert p.auth_verdict(status) == verdict
+
+
+def test_auth_answers_probe_every_member_with_an_empty_patch():
+    calls = []
+    passwords = {"10.0.0.11": "new", "10.0.0.12": "new", "10.0.0.13": "old"}
+    c = p.PatroniClient("https://10.0.0.11:8008", client_cert="/c.crt", client_key="/c.key",
+                        username="patroni", password="new", opener=patroni_like_opener(passwords, calls))  # noqa: S106
+    answers = c.auth_answers(c.cluster())
+    assert {n: s for n, (s, _d) in answers.items()} == {"pg-1": 400, "pg-2": 400, "pg-3": 401}
+    probes = [(u, kw) for u, kw in calls if kw["method"] == "PATCH"]
+    assert sorted(u for u, _kw in probes) == ["https://10.0.0.11:8008/config", "https://10.0.0.12:8008/config",
+                                             "https://10.0.0.13:8008/config"]
+    assert all(json.loads(kw["data"]) == {} and kw["force_basic_auth"] for _u, kw in probes)
+    problems = p.auth_problems(answers, expected_members=3)
+    assert problems == ["member pg-3 refuses the REST API user's password (HTTP 401)"]
+
+
+def test_auth_problems_name_unreachable_members_and_missing_certificates():
+    passwords = {"10.0.0.11": "pw", "10.0.0.12": "pw", "10.0.0.13": "pw"}
+    c = p.PatroniClient("https://10.0.0.11:8008", username="patroni", password="pw",  # noqa: S106
+                        opener=patroni_like_opener(passwords, down=("10.0.0.12",)))
+    problems = p.auth_problems(c.auth_answers(c.cluster()), expected_members=4)
+    assert any(x.startswith("member pg-2: PATCH https://10.0.0.12:8008/config") for x in problems), problems
+    assert "member pg-1 answered the authentication probe with HTTP 403 client certificate required" in problems
+    assert "3 members answered, expected 4" in problems
+    assert p.auth_problems({"pg-1": (400, "Bad Request")}, expected_members=1) == []
