@@ -91,7 +91,7 @@ def test_no_two_kinds_can_name_the_same_file():
     for kind, spec in secrets.KINDS.items():
         for a in names:
             for b in names:
-                values = dict(zip(spec.params, (a, b)))
+                values = dict(zip(spec.params, (a, b)[:len(spec.params)], strict=True))
                 try:
                     rel = secrets.relpath(kind, **values)
                 except secrets.SecretError:
@@ -251,7 +251,7 @@ def test_produce_makes_the_file_0600_and_every_directory_it_creates_0700(tmp_pat
 
 
 def test_produce_leaves_an_existing_directorys_mode_alone(tmp_path):
-    os.chmod(str(tmp_path), 0o750)
+    os.chmod(str(tmp_path), 0o750)  # noqa: S103 (a directory the user made readable for a group)
     secrets.produce("monitoring", str(tmp_path))
     assert mode(str(tmp_path)) == 0o750
     assert mode(str(tmp_path / "monitoring")) == 0o700
