@@ -1,22 +1,44 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, hardened.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Encoders for file formats the collection renders (module_utils/encode.py).
+"""Encoders for file formats the collection renders (module_utils/encode.py, one per format).
 
-``pgpass_field``: one field of a libpq password file, ``:`` and ``\\`` escaped
-(``fd00::31`` -> ``fd00\\:\\:31``); a line break is an error.
+``pgpass_field``: one field of a libpq password file: ``:`` and ``\\`` escaped, a leading ``*``
+or ``#`` too (``fd00::31`` -> ``fd00\\:\\:31``); a line break is an error.
+
+``libpq_conninfo_value``: a single-quoted libpq connection string value (``\\`` ``'`` escaped).
 
 ``redis_string``: a double-quoted Redis/Valkey configuration argument (``masterauth``):
-``\\`` ``"`` escaped, ``\\n \\r \\t \\a \\b``, other control characters ``\\xHH``; NUL is an error.
+``\\`` ``"`` escaped, ``\\n \\r \\t \\a \\b``, other control characters ``\\xHH``.
 
 ``redis_sentinel_token``: a sentinel.conf password, written bare because Sentinel rewrites it
-unquoted; empty, ASCII whitespace, ``"``, ``'`` and NUL are errors.
+unquoted; empty, ASCII whitespace, ``"`` and ``'`` are errors.
 
-``systemd_env_value``: a double-quoted systemd EnvironmentFile value, ``\\`` ``"`` `````` ` ``````
-``$`` escaped; NUL is an error.
+``systemd_env_value``: a double-quoted systemd EnvironmentFile value (also a POSIX shell
+word), ``\\`` ``"`` `````` ` `````` ``$`` escaped.
 
-``encode_problems``: ``{variable: value} | encode_problems('redis_sentinel_token')`` -> list
-of ``"variable: reason"`` for the preflight (empty values skipped; no value in a message).
+``yaml_string``: a double-quoted one-line YAML scalar (``\\`` ``"`` escaped, control and
+line-separator characters as ``\\t \\n \\r \\xHH \\uHHHH``).
+
+``yaml_document``: data -> a YAML document like ``to_nice_yaml``, but vault-encrypted or
+tagged values are written as plain text, never as ``!vault`` ciphertext.
+
+``pgbackrest_value``: a pgBackRest INI option value (written as is); empty, a line feed, or a
+space/tab/CR at either end are errors (pgBackRest trims them).
+
+``prometheus_password``: a basic auth password Prometheus reads from ``password_file``;
+white space at either end is an error (Prometheus trims it).
+
+``bcrypt_password``: a password hashed with bcrypt; more than 72 bytes is an error.
+
+``basic_auth_user``: an HTTP basic auth user name; empty, ``:`` or a control character is an
+error. ``htpasswd_user``: the same, and no leading ``#`` (nginx's htpasswd reader).
+
+Every encoder refuses NUL and text that is not valid UTF-8. A refusal is an
+``AnsibleFilterError`` naming the filter and the reason, never the value.
+
+``encode_problems``: ``{variable: value} | encode_problems('redis_sentinel_token')`` (or a list
+of formats) -> list of ``"variable: reason"`` for the preflight (empty values skipped).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,13 +49,16 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
+# filter name -> module_utils function; each one encodes a value for one format
+_FILTERS = ("pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token", "systemd_env_value",
+            "yaml_string", "pgbackrest_value", "prometheus_password", "bcrypt_password", "basic_auth_user",
+            "htpasswd_user")
 
-def _wrap(name):
-    func = encode.ENCODERS[name]
 
-    def encoder(value):
+def _wrap(name, func):
+    def encoder(value, *args, **kwargs):
         try:
-            return func(value)
+            return func(value, *args, **kwargs)
         except encode.EncodeError as exc:
             # the value itself never goes into the message (it is a secret)
             raise AnsibleFilterError("%s: %s" % (name, exc))
@@ -43,15 +68,10 @@ def _wrap(name):
     return encoder
 
 
-pgpass_field = _wrap("pgpass_field")
-redis_string = _wrap("redis_string")
-redis_sentinel_token = _wrap("redis_sentinel_token")
-systemd_env_value = _wrap("systemd_env_value")
-
-
 def encode_problems(named_values, fmt, prefix=""):
     """``{variable name: value}`` -> ``["<prefix>name: reason", ...]`` for the values ``fmt``
-    refuses (``prefix`` names a dict variable: ``prefix='app_secret_environment.'``)."""
+    (a format or a list of them) refuses (``prefix`` names a dict variable:
+    ``prefix='app_secret_environment.'``)."""
     try:
         return encode.problems(dict(named_values), fmt, prefix=prefix)
     except encode.EncodeError as exc:
@@ -60,10 +80,7 @@ def encode_problems(named_values, fmt, prefix=""):
 
 class FilterModule(object):
     def filters(self):
-        return {
-            "pgpass_field": pgpass_field,
-            "redis_string": redis_string,
-            "redis_sentinel_token": redis_sentinel_token,
-            "systemd_env_value": systemd_env_value,
-            "encode_problems": encode_problems,
-        }
+        out = dict((name, _wrap(name, encode.ENCODERS[name])) for name in _FILTERS)
+        out["yaml_document"] = _wrap("yaml_document", encode.yaml_document)
+        out["encode_problems"] = encode_problems
+        return out

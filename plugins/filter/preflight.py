@@ -9,14 +9,17 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleError
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
+from ansible_collections.hardened.stack.plugins.module_utils import encode
 from ansible_collections.hardened.stack.plugins.module_utils import inventory_checks as ic
+from ansible_collections.hardened.stack.plugins.module_utils import secrets as sm
 
 # Variables the checks read besides every secret-like one.
 NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "app_db_user", "app_db_name",
          "baseline_ssh", "baseline_ssh_permit_root_login", "baseline_ssh_allow_users", "pki_certificates",
          "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
          "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master",
-         "redis_master_name", "app_redis_master_name", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS
+         "redis_master_name", "app_redis_master_name", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS \
+    + sm.RETIRED_DIR_VARS + ic.ENCODED_VARS
 
 
 def _plain_vars(host_vars, flags):
@@ -27,7 +30,8 @@ def _plain_vars(host_vars, flags):
         if name not in NAMES and not name.endswith(ic.SECRET_SUFFIXES) and name not in flags:
             continue
         try:
-            out[name] = host_vars[name]
+            # plain values: a vault-encrypted string is checked as the text it decrypts to
+            out[name] = encode.plain_data(host_vars[name])
         except AnsibleError:
             continue
     return out

@@ -17,7 +17,9 @@ import difflib
 import os
 
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
+from ansible_collections.hardened.stack.plugins.module_utils import encode
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
+from ansible_collections.hardened.stack.plugins.module_utils import secrets as sm
 
 # Passwords that must never reach a production inventory: vendor defaults, the usual guesses
 # and the placeholders of inventories/example.
@@ -30,6 +32,8 @@ WEAK_PASSWORDS = frozenset((
 MIN_PASSWORD_LENGTH = 12
 # Variables whose names end like this carry a secret.
 SECRET_SUFFIXES = ("_password", "_passphrase", "_secret", "_token")
+# Secrets whose names end otherwise.
+SECRET_NAMES = ("backup_repo_cipher_pass",)
 # Passwords each role needs when it may not generate them (generate flag, names).
 REQUIRED_SECRETS = {
     "postgres": ("postgresql_generate_passwords",
@@ -221,7 +225,7 @@ def secret_checks(groups, hostvars, defaults, lab):
     for host in _members(groups, "all"):
         hv = hostvars.get(host) or {}
         for name in sorted(hv):
-            if not name.endswith(SECRET_SUFFIXES):
+            if not name.endswith(SECRET_SUFFIXES) and name not in SECRET_NAMES:
                 continue
             value = hv[name]
             if not isinstance(value, str) or value == "":
@@ -316,6 +320,114 @@ def app_checks(groups, hostvars, defaults):
     return out
 
 
+# Every secret or user string the inventory gives, and the formats of the files (and the
+# protocols) it is written into: the encoder of each format (module_utils/encode.py) must
+# accept the value, or the preflight refuses it before any host is changed. Shapes: "value"
+# (a string), "values" (a mapping: every value, named VARIABLE.KEY), "items.FIELD" (a list of
+# mappings: every item's FIELD, named VARIABLE[NAME].FIELD).
+_PG_ROLE = ("yaml_string", "pgpass_field", "libpq_conninfo_value")   # patroni.yml, Patroni's pgpass, conninfo
+_BASIC_AUTH = ("prometheus_password", "bcrypt_password")              # Prometheus' password_file, bcrypt hashes
+SECRET_FORMATS = (
+    # variable, shape, formats, where the value is written
+    ("postgresql_superuser_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
+    ("postgresql_replication_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
+    ("postgresql_rewind_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
+    ("postgresql_patroni_api_password", "value", ("yaml_string",), "patroni.yml"),
+    ("postgresql_users", "items.password", ("libpq_conninfo_value",), "PostgreSQL (ALTER ROLE)"),
+    ("redis_admin_password", "value", ("redis_string",), "the Redis ACL files, REDISCLI_AUTH"),
+    ("redis_app_password", "value", ("redis_string", "systemd_env_value"),
+     "the Redis ACL files, the app's environment file"),
+    ("redis_replication_password", "value", ("redis_string",), "Redis masterauth"),
+    ("redis_sentinel_password", "value", ("redis_string", "redis_sentinel_token"), "sentinel.conf"),
+    ("redis_exporter_password", "value", ("redis_string", "systemd_env_value"),
+     "the Redis ACL files, the redis exporter's environment file"),
+    ("app_db_password", "value", ("systemd_env_value",), "the app's environment file"),
+    ("app_redis_password", "value", ("systemd_env_value",), "the app's environment file"),
+    ("app_sentinel_password", "value", ("systemd_env_value",), "the app's environment file"),
+    ("app_environment", "values", ("systemd_env_value",), "the app's environment file"),
+    ("app_secret_environment", "values", ("systemd_env_value",), "the app's environment file"),
+    ("exporters_auth_password", "value", _BASIC_AUTH, "Prometheus' password file, the bcrypt hashes"),
+    ("prometheus_auth_password", "value", _BASIC_AUTH, "Prometheus' password file, the bcrypt hashes"),
+    ("alertmanager_auth_password", "value", _BASIC_AUTH, "Prometheus' password file, the bcrypt hashes"),
+    ("exporters_auth_user", "value", ("basic_auth_user", "htpasswd_user", "yaml_string"),
+     "the exporters' web configuration, nginx's htpasswd file"),
+    ("prometheus_auth_user", "value", ("basic_auth_user", "yaml_string"), "prometheus.yml, the web configuration"),
+    ("alertmanager_auth_user", "value", ("basic_auth_user", "yaml_string"), "prometheus.yml, the web configuration"),
+    ("alertmanager_smtp_auth_password", "value", ("yaml_string",), "alertmanager.yml (SMTP AUTH)"),
+    ("exporters_redis_password", "value", ("systemd_env_value",), "the redis exporter's environment file"),
+    ("backup_repo_cipher_pass", "value", ("pgbackrest_value",), "pgBackRest's configuration file"),
+    ("backup_pg_dump_password", "value", ("pgpass_field",), "the pg_dump password file"),
+    ("backup_pg_dump_user", "value", ("pgpass_field",), "the pg_dump password file"),
+)
+# Variables the encoding checks read (the preflight filter passes them through).
+ENCODED_VARS = tuple(name for name, _shape, _formats, _where in SECRET_FORMATS)
+
+
+def _named_values(name, shape, value):
+    """``(display name, value)`` pairs of one variable, by its shape."""
+    if shape == "value":
+        return [] if isinstance(value, (dict, list)) else [(name, value)]
+    if shape == "values":
+        if not isinstance(value, dict):
+            return []
+        return [("%s.%s" % (name, key), value[key]) for key in sorted(value, key=str)]
+    field = shape.split(".", 1)[1]
+    out = []
+    for index, item in enumerate(value if isinstance(value, list) else []):
+        if isinstance(item, dict) and field in item:
+            out.append(("%s[%s].%s" % (name, item.get("name", index), field), item[field]))
+    return out
+
+
+def _hosts_text(hosts, everyone):
+    if len(hosts) == len(everyone) and len(hosts) > 1:
+        return "every host"
+    if len(hosts) > 4:
+        return "%s and %d more hosts" % (", ".join(hosts[:3]), len(hosts) - 3)
+    return ", ".join(hosts)
+
+
+def encoding_checks(groups, hostvars):
+    """Values a file format cannot carry (SECRET_FORMATS): one message per variable and
+    reason, naming the hosts, the variable, the files and the reason, never the value."""
+    everyone = _members(groups, "all")
+    found = {}
+    order = []
+    for host in everyone:
+        hv = hostvars.get(host) or {}
+        for name, shape, formats, where in SECRET_FORMATS:
+            if name not in hv or hv[name] is None:
+                continue
+            for shown, value in _named_values(name, shape, hv[name]):
+                if value is None or isinstance(value, (dict, list)) or encode.native_text(value) == u"":
+                    continue
+                for reason in encode.refusals(value, formats):
+                    key = (shown, reason)
+                    if key not in found:
+                        found[key] = (where, [])
+                        order.append(key)
+                    found[key][1].append(host)
+    out = []
+    for shown, reason in order:
+        where, hosts = found[(shown, reason)]
+        out.append("%s: %s cannot be written to %s: %s. Fix: choose a value without it (in the vault); "
+                   "the value itself is not shown." % (_hosts_text(hosts, everyone), shown, where, reason))
+    return out
+
+
+def retired_dir_checks(groups, hostvars):
+    """The per-role secret directories replaced by the one secrets directory (secrets.py)."""
+    everyone = _members(groups, "all")
+    out = []
+    for name in sm.RETIRED_DIR_VARS:
+        hosts = [h for h in everyone if (hostvars.get(h) or {}).get(name) not in (None, "")]
+        if hosts:
+            out.append("%s: %s is retired; every generated secret lives under %s (layout: docs/secrets.md). "
+                       "Fix: remove %s and set %s if the directory is not %s."
+                       % (_hosts_text(hosts, everyone), name, sm.DIR_VAR, name, sm.DIR_VAR, sm.DEFAULT_DIR))
+    return out
+
+
 def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exists=os.path.isfile,
                        readable=None):
     """Every problem found in the inventory, as messages naming host/group, variable and fix.
@@ -334,6 +446,8 @@ def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exi
     out += address_checks(groups, hostvars)
     out += port_checks(port_map, groups)
     out += secret_checks(groups, hostvars, defaults, lab)
+    out += retired_dir_checks(groups, hostvars)
+    out += encoding_checks(groups, hostvars)
     out += lockout_checks(groups, hostvars, defaults)
     out += file_checks(groups, hostvars, defaults, exists=exists, readable=readable)
     out += app_checks(groups, hostvars, defaults)

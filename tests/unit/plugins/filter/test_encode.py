@@ -23,159 +23,22 @@ The Redis tests are skipped when redis-server/redis-sentinel are absent
 """
 
 import hashlib
-import os
 import shutil
 import socket
 import subprocess
 import time
 
-import jinja2
 import pytest
+from test_encode_corpus import (CORPUS, LINE_BREAKS, SENTINEL_CORPUS, fixture_procs, free_port, parse_env_file,  # noqa: F401 (fixture)
+                                render, shell_env, until)
 
 from ansible.errors import AnsibleFilterError
-from ansible.plugins.filter.core import FilterModule as CoreFilters
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 SERVER = shutil.which("redis-server")
 SENTINEL = shutil.which("redis-sentinel")
 needs_redis = pytest.mark.skipif(not SERVER or not SENTINEL, reason="redis-server/redis-sentinel not installed")
-
-# Awkward vault-style passwords (issue 16). "{{ not jinja }}" reaches a template only as a
-# value (Ansible users mark such vault strings !unsafe); the template must not re-read it.
-CORPUS = [
-    "correct horse battery staple",
-    '"quoted"',
-    "it's",
-    "back\\slash",
-    "$HOME",
-    "${HOME}",
-    "#hash",
-    "%percent",
-    "%i %% specifier",
-    "!bang",
-    "trailing spaces   ",
-    "   leading spaces",
-    '"leading quote',
-    "pässwörd",
-    ";semi",
-    "`uname`",
-    "{{ not jinja }}",
-    "tab\there",
-    "a:b@c/d?e=f&g",
-    "ends with backslash\\",
-    "x" * 200,
-]
-# One bare word: what Sentinel can carry (it rewrites sentinel.conf with the value unquoted).
-SENTINEL_CORPUS = [v for v in CORPUS if not any(c in v for c in " \t\"'")]
-
-
-# --- systemd's EnvironmentFile parser, ported ------------------------------------------------
-
-_WHITESPACE, _NEWLINE, _COMMENTS, _SHELL_NEED_ESCAPE = " \t\n\r", "\n\r", "#;", "\"\\`$"
-
-
-def parse_env_file(text):  # noqa: C901, PLR0912, PLR0915 (a state machine, kept like the C original)
-    """Port of systemd's ``parse_env_file_internal`` (src/basic/env-file.c): ``{key: value}``.
-    States and transitions as in the C code; ``push`` keeps the last assignment of a key."""
-    out = {}
-    state = "PRE_KEY"
-    key, value = [], None
-    last_key_ws = last_value_ws = None
-
-    def push():
-        k = "".join(key[:last_key_ws] if last_key_ws is not None else key)
-        out[k] = "".join(value or [])
-
-    for c in text:
-        if state == "PRE_KEY":
-            if c in _COMMENTS:
-                state = "COMMENT"
-            elif c not in _WHITESPACE:
-                state, last_key_ws = "KEY", None
-                key.append(c)
-        elif state == "KEY":
-            if c in _NEWLINE:
-                state, key = "PRE_KEY", []
-            elif c == "=":
-                state, last_value_ws = "PRE_VALUE", None
-            else:
-                if c not in _WHITESPACE:
-                    last_key_ws = None
-                elif last_key_ws is None:
-                    last_key_ws = len(key)
-                key.append(c)
-        elif state == "PRE_VALUE":
-            if c in _NEWLINE:
-                push()
-                state, key, value = "PRE_KEY", [], None
-            elif c == "'":
-                state = "SINGLE_QUOTE_VALUE"
-            elif c == '"':
-                state = "DOUBLE_QUOTE_VALUE"
-            elif c == "\\":
-                state = "VALUE_ESCAPE"
-            elif c not in _WHITESPACE:
-                state = "VALUE"
-                value = (value or []) + [c]
-        elif state == "VALUE":
-            if c in _NEWLINE:
-                if last_value_ws is not None:
-                    value = value[:last_value_ws]
-                push()
-                state, key, value = "PRE_KEY", [], None
-            elif c == "\\":
-                state, last_value_ws = "VALUE_ESCAPE", None
-            else:
-                if c not in _WHITESPACE:
-                    last_value_ws = None
-                elif last_value_ws is None:
-                    last_value_ws = len(value or [])
-                value = (value or []) + [c]
-        elif state == "VALUE_ESCAPE":
-            state = "VALUE"
-            if c not in _NEWLINE:
-                value = (value or []) + [c]
-        elif state == "SINGLE_QUOTE_VALUE":
-            if c == "'":
-                state = "PRE_VALUE"
-            else:
-                value = (value or []) + [c]
-        elif state == "DOUBLE_QUOTE_VALUE":
-            if c == '"':
-                state = "PRE_VALUE"
-            elif c == "\\":
-                state = "DOUBLE_QUOTE_VALUE_ESCAPE"
-            else:
-                value = (value or []) + [c]
-        elif state == "DOUBLE_QUOTE_VALUE_ESCAPE":
-            state = "DOUBLE_QUOTE_VALUE"
-            if c in _SHELL_NEED_ESCAPE:
-                value = (value or []) + [c]
-            elif c != "\n":
-                value = (value or []) + ["\\", c]
-        elif state == "COMMENT":
-            if c == "\\":
-                state = "COMMENT_ESCAPE"
-            elif c in _NEWLINE:
-                state = "PRE_KEY"
-        elif state == "COMMENT_ESCAPE":
-            state = "PRE_KEY" if c in _NEWLINE else "COMMENT"
-    if state in ("PRE_VALUE", "VALUE", "VALUE_ESCAPE", "SINGLE_QUOTE_VALUE", "DOUBLE_QUOTE_VALUE",
-                 "DOUBLE_QUOTE_VALUE_ESCAPE"):
-        if state == "VALUE" and last_value_ws is not None:
-            value = value[:last_value_ws]
-        push()
-    return out
-
-
-def shell_env(path, names):
-    """The values ``/bin/sh`` gets when it sources ``path`` (NUL-separated printf)."""
-    script = '. "$1"; shift; for n in "$@"; do eval "printf \'%s\\0\' \\"\\${$n}\\""; done'
-    res = subprocess.run(["/bin/sh", "-c", script, "sh", str(path), *names], capture_output=True,
-                         check=True, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
-    return dict(zip(names, res.stdout.decode("utf-8").split("\0")[:-1], strict=True))
 
 
 def test_port_matches_systemd_documented_examples():
@@ -189,8 +52,10 @@ def test_port_matches_systemd_documented_examples():
 # --- the encoders themselves ------------------------------------------------------------------
 
 def test_filters_registered():
-    assert set(flt.FilterModule().filters()) == {"pgpass_field", "redis_string", "redis_sentinel_token",
-                                                 "systemd_env_value", "encode_problems"}
+    assert set(flt.FilterModule().filters()) == {
+        "pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token", "systemd_env_value",
+        "yaml_string", "yaml_document", "pgbackrest_value", "prometheus_password", "bcrypt_password",
+        "basic_auth_user", "htpasswd_user", "encode_problems"}
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -252,7 +117,7 @@ def test_problems_name_the_variable_not_the_value():
         flt.encode_problems({}, "yaml")
 
 
-@pytest.mark.parametrize("value", [*CORPUS, "two\nlines", "cr\rhere"])
+@pytest.mark.parametrize("value", [*CORPUS, *LINE_BREAKS])
 def test_systemd_env_value_round_trip(value, tmp_path):
     text = "# comment\nKEY=%s\nNEXT=after\n" % encode.systemd_env_value(value)
     assert parse_env_file(text) == {"KEY": value, "NEXT": "after"}
@@ -271,21 +136,6 @@ def test_old_forms_were_broken():
 
 
 # --- the role templates -----------------------------------------------------------------------
-
-def _jinja(role):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROOT, "roles", role, "templates")),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
-                             autoescape=False)  # noqa: S701 (configuration files, not HTML)
-    env.filters.update(CoreFilters().filters())
-    for name, func in flt.FilterModule().filters().items():
-        env.filters["hardened.stack." + name] = func
-    env.filters["hardened.stack.host_port"] = lambda addr, port, **kw: "%s:%s" % (addr, port)
-    return env
-
-
-def render(role, template, **variables):
-    return _jinja(role).get_template(template).render(ansible_managed="Ansible managed", **variables)
-
 
 APP_VARS = {
     "_app_address": "10.0.0.5", "app_port": 8080,
@@ -332,12 +182,6 @@ def test_sentinel_template_refuses_what_sentinel_cannot_carry():
 
 
 # --- real redis-server / redis-sentinel on loopback ----------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Resp:
     """A minimal RESP2 client: enough for AUTH, INFO, CLIENT LIST and SENTINEL commands."""
@@ -394,16 +238,6 @@ class Resp:
         return self._reply()
 
 
-def until(check, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    return check()
-
-
 SECRETS_USERS = {"redis_admin_user": "admin", "redis_app_user": "app", "redis_replication_user": "replication",
                  "redis_sentinel_user": "sentinel", "redis_exporter_user": "exporter"}
 
@@ -441,19 +275,6 @@ def _sentinel_vars(d, port, master_port, password):
                 redis_sentinel_announce_ip="", redis_master_name="main", _redis_master_address="127.0.0.1",
                 _redis_port=master_port, _redis_quorum=1, redis_sentinel_down_after_ms=30000,
                 redis_sentinel_failover_timeout_ms=180000, redis_sentinel_parallel_syncs=1, **SECRETS_USERS)
-
-
-@pytest.fixture(name="procs")
-def fixture_procs():
-    started = []
-    yield started
-    for p in started:
-        p.terminate()
-    for p in started:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def _acl_vars(secrets):
