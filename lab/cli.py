@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             specs, data = inventory_hosts(args.inventory)
             for spec in specs:
                 hosts.harvest_cache(spec["image"], spec["name"], remove=False)
-            return report.print_report(specs, data)
+            return report.print_report(specs, data, args.inventory)
         elif args.cmd == "exposure":
             specs, data = inventory_hosts(args.inventory)
             return exposure.run(specs, data, args.inventory, LAB_NETWORK)

@@ -31,3 +31,57 @@ def module_utils(name: str):
     """``ansible_collections.hardened.stack.plugins.module_utils.<name>``."""
     importable()
     return importlib.import_module(f"ansible_collections.hardened.stack.plugins.module_utils.{name}")
+
+
+# --- secrets (plugins/module_utils/secrets.py) --------------------------------------------------
+# The inventory variable each layout parameter comes from (what the roles pass to the
+# hardened.stack.secret lookup): secrets/<kind's path> is filled from the host's variables.
+SECRET_PARAMETERS = {
+    "postgresql": {"cluster": "postgresql_cluster_name"},
+    "patroni_api": {"cluster": "postgresql_cluster_name"},
+    "redis": {"cluster": "redis_cluster_name"},
+    "backup_cipher": {"stanza": "backup_stanza"},
+    "backup_user": {"stanza": "backup_stanza"},
+}
+
+
+def secret_expressions(kind: str, vault: str | None = None) -> dict[str, str]:
+    """What to render (lab/variables.py) on a host to read secret ``kind`` as that host's roles
+    do: the secrets directory, the path's parameters (falling back to the roles' defaults) and
+    the vault variable ``vault`` that replaces the file when it is set."""
+    from . import variables  # noqa: PLC0415 (variables imports nothing of the collection)
+
+    out = {"directory": "{{ hardened_stack_secrets_dir | default('') }}"}
+    for param, name in SECRET_PARAMETERS.get(kind, {}).items():
+        out[param] = "{{ %s }}" % variables.with_default(name)
+    if vault:
+        out["vault"] = "{{ %s | default('') }}" % vault
+        out["vault_variable"] = vault  # no template: comes back as it is, for the error message
+    return out
+
+
+def secret(kind: str, rendered: dict, **params) -> str:
+    """The value a consumer uses: the vault variable when it is set (``rendered["vault"]``),
+    else the producing role's file, read by the collection's secrets module (never created; a
+    missing file raises its SecretError naming the role and the variable). ``rendered`` is the
+    host's answer to :func:`secret_expressions`; ``params`` add the rest (``user``)."""
+    vault = rendered.get("vault")
+    if vault not in (None, ""):
+        return str(vault)
+    given = {p: rendered[p] for p in SECRET_PARAMETERS.get(kind, {}) if rendered.get(p) not in (None, "")}
+    given.update(params)
+    return module_utils("secrets").read(kind, rendered.get("directory") or None,
+                                        vault_variable=rendered.get("vault_variable"), **given)
+
+
+def stored_secrets(directory: str) -> list[tuple[str, dict]]:
+    """(kind, parameters) of every secret file under ``directory`` in the contract's layout
+    (other files, e.g. a pre-contract leftover or a producer's temporary file, are not listed)."""
+    secrets = module_utils("secrets")
+    found = []
+    for folder, _dirs, files in os.walk(directory):
+        for name in files:
+            owner = secrets.identify(os.path.relpath(os.path.join(folder, name), directory))
+            if owner is not None:
+                found.append(owner)
+    return sorted(found, key=lambda kp: (kp[0], sorted(kp[1].items())))

@@ -38,13 +38,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 
-from . import collection, engine, hosts, network, report
+from . import collection, engine, hosts, network, report, variables
 from .platform import IMAGES, LABEL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,20 +162,15 @@ def same_network(address: str, candidates: list[str], nets: list) -> str | None:
 def firewall_options(inventory: str) -> dict[str, dict]:
     """Per host: the ``firewall_rules.compute`` options and ``_common_port_map_overrides``,
     rendered by Ansible (the lab's ``firewall_ssh_allow`` is a template). No host is contacted:
-    ``debug`` runs on the controller."""
+    ``debug`` runs on the controller (lab/variables.py)."""
     expr = {key: "{{ firewall_%s | default(none) }}" % key for key in FIREWALL_OPTIONS}
     expr["overrides"] = "{{ _common_port_map_overrides | default({}) }}"
-    with tempfile.TemporaryDirectory() as tree:
-        env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
-                   ANSIBLE_CALLBACK_TREE_DIR=tree, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal")
-        res = subprocess.run(["ansible", "all", "-i", inventory, "-m", "ansible.builtin.debug",
-                              "-a", json.dumps({"msg": expr})], env=env, text=True, capture_output=True, check=False)
-        out = {}
-        for name in os.listdir(tree):
-            with open(os.path.join(tree, name), encoding="utf-8") as fh:
-                out[name] = json.load(fh).get("msg") or {}
-    if res.returncode != 0 or not out:
-        raise engine.LabError(f"reading the firewall variables failed: {(res.stdout + res.stderr).strip()[-2000:]}")
+    try:
+        out = variables.render(inventory, expr)
+    except variables.RenderError as exc:
+        raise engine.LabError(f"reading the firewall variables failed: {exc}") from exc
+    if not out:
+        raise engine.LabError(f"reading the firewall variables failed: no host in {inventory}")
     return out
 
 

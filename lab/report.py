@@ -14,7 +14,7 @@ import subprocess
 
 import yaml
 
-from . import collection, hosts
+from . import collection, hosts, variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,13 +86,27 @@ def _ssh(address: str, cmd: str, timeout: int = 30, stdin: str = "") -> str | No
     return res.stdout if res.returncode == 0 else None
 
 
-def _secret(*parts: str) -> str:
-    path = os.path.join(hosts.CACHE_ROOT, "secrets", *parts)
+def _secrets(inventory: str, wanted: dict[str, tuple[str, str, str | None, dict]]) -> dict[str, str]:
+    """{name: value} of secrets as the inventory's hosts use them, for
+    ``wanted = {name: (host, kind, vault variable, parameters)}``: the vault variable when the
+    inventory sets it, else the producing role's file in the inventory's
+    hardened_stack_secrets_dir (lab/collection.py). A secret that cannot be read is "" (its
+    check then reports the failed login)."""
+    expr = {name: collection.secret_expressions(kind, vault) for name, (_h, kind, vault, _p) in wanted.items()}
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().split(" salt=")[0].strip()
-    except OSError:
-        return ""
+        rendered = variables.render(inventory, expr, ",".join(sorted({h for h, *_rest in wanted.values()})))
+    except variables.RenderError as exc:
+        print(f"reading the secrets' variables failed: {exc}")
+        return dict.fromkeys(wanted, "")
+    out = {}
+    secrets = collection.module_utils("secrets")
+    for name, (host, kind, _vault, params) in wanted.items():
+        try:
+            out[name] = collection.secret(kind, rendered[host][name], **params)
+        except (secrets.SecretError, KeyError) as exc:
+            print(f"{name}: {exc}")
+            out[name] = ""
+    return out
 
 
 # Lab hosts carry python3 but not necessarily curl: requests are made with python3. Basic-auth
@@ -116,7 +130,7 @@ def _get(address: str, url: str, ca: str, auth: str = "") -> str | None:
     return _ssh(address, cmd, stdin=auth)
 
 
-def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[str, str, bool]]:
+def stack_health(specs: list[dict], member: dict[str, set[str]], inventory: str) -> list[tuple[str, str, bool]]:
     """(check, result, ok) for the stack's end-to-end health, read from the hosts themselves:
     the app's /health through nginx, the Patroni leader, the Redis master (Sentinel) and the
     Prometheus targets. A tier the inventory does not have is left out."""
@@ -125,6 +139,12 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     ca = "/etc/hardened-stack/pki/ca.crt"
     port = {name: entry["port"] for name, entry in port_map().items()}
     am = collection.module_utils("address")
+    wanted = {}
+    if of["redis"]:
+        wanted["sentinel"] = (of["redis"][0]["name"], "redis", "redis_sentinel_password", {"user": "sentinel"})
+    if of["monitoring"]:
+        wanted["prometheus"] = (of["monitoring"][0]["name"], "monitoring", "prometheus_auth_password", {})
+    password = _secrets(inventory, wanted) if wanted else {}
 
     def url(spec, service, path=""):
         # Services listen on the cluster address (the lab's hardened_stack_address); SSH goes to
@@ -158,13 +178,12 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
             out.append(("Patroni leader", "no answer", False))
     if of["redis"]:
         rd = of["redis"][0]
-        password = _secret("redis", "redis", "sentinel")
         with open(os.path.join(ROOT, "roles", "redis", "defaults", "main.yml"), encoding="utf-8") as fh:
             master_name = yaml.safe_load(fh)["redis_master_name"]
         cli = f"redis-cli --user sentinel -p {port['redis_sentinel']}"
         body = _ssh(rd["address"], f'export REDISCLI_AUTH="$(cat)"; {cli} SENTINEL get-master-addr-by-name '
                                    f"{master_name}; echo --; {cli} SENTINEL replicas {master_name}",
-                    stdin=password)
+                    stdin=password["sentinel"])
         addr, _sep, replicas = (body or "").partition("--")
         # Each replica is a flat list of field/value lines; a healthy one's flags are just "slave".
         lines = replicas.split()
@@ -175,9 +194,8 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
                     bool(addr.split()) and linked == known))
     if of["monitoring"]:
         mon = of["monitoring"][0]
-        password = _secret("monitoring", "basic_auth")
         body = _get(mon["address"], url(mon, "prometheus", "/api/v1/targets?state=active"),
-                    ca, f"prometheus:{password}")
+                    ca, f"prometheus:{password['prometheus']}")
         try:
             targets = json.loads((body or "").strip().rsplit(" ", 1)[0])["data"]["activeTargets"]
             up = sum(1 for t in targets if t["health"] == "up")
@@ -187,7 +205,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]]) -> list[tuple[s
     return out
 
 
-def print_report(specs: list[dict], data: dict) -> int:
+def print_report(specs: list[dict], data: dict, inventory: str) -> int:
     member = _groups_of(data)
     plays = _site_roles()
     pmap = port_map()
@@ -211,7 +229,7 @@ def print_report(specs: list[dict], data: dict) -> int:
         print(f"{spec['name']:8} {spec['address']:14} {spec['cluster'][0]:14} {spec['image']:9} "
               f"{','.join(sorted(groups)):22} {','.join(roles):34} {state:9} {endpoints}")
     print()
-    for check, result, ok in stack_health(specs, member):
+    for check, result, ok in stack_health(specs, member, inventory):
         print(f"{'ok ' if ok else 'BAD'} {check:32} {result}")
         bad += 0 if ok else 1
     print()

@@ -141,19 +141,29 @@ def _fill(kind, pattern, params):
             raise SecretError("secret %s: %s %r cannot be a file name (letters, digits and _ . @ + -, "
                               "not starting with . or -)" % (kind, name, value))
     rel = pattern.format(**dict((k, u"%s" % params[k]) for k in spec.params))
-    if pattern == spec.pattern:
-        for other, other_spec in KINDS.items():
-            # a path two patterns name belongs to the one with fewer parameters (its fixed name)
-            if len(other_spec.params) < len(spec.params) and _pattern_re(other_spec.pattern).match(rel):
-                raise SecretError("secret %s: %s is the file of secret %s (%s); the name is reserved"
-                                  % (kind, rel, other, other_spec.description))
+    owner = identify(rel) if pattern == spec.pattern else None
+    if owner is not None and owner[0] != kind:
+        raise SecretError("secret %s: %s is the file of secret %s (%s); the name is reserved"
+                          % (kind, rel, owner[0], KINDS[owner[0]].description))
     return rel
 
 
 def _pattern_re(pattern):
-    """A layout pattern as a regular expression matching the paths it names."""
-    parts = re.split(r"({\w+})", pattern)
-    return re.compile("^" + "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts) + "$")
+    """A layout pattern as a regular expression; its parameters are named groups."""
+    parts = re.split(r"{(\w+)}", pattern)
+    return re.compile("^" + "".join("(?P<%s>[^/]+)" % part if i % 2 else re.escape(part)
+                                    for i, part in enumerate(parts)) + "$")
+
+
+def identify(rel):
+    """``(kind, params)`` of a path relative to the directory (``redis/main/app``), or None when
+    the layout has no such secret. A path two patterns match belongs to the one with fewer
+    parameters: ``postgresql/main/patroni-api`` is the Patroni REST API password."""
+    for kind in sorted(KINDS, key=lambda name: (len(KINDS[name].params), name)):
+        match = _pattern_re(KINDS[kind].pattern).match(u"%s" % rel)
+        if match and all(_SEGMENT.match(v) for v in match.groupdict().values()):
+            return kind, match.groupdict()
+    return None
 
 
 def relpath(kind, **params):

@@ -99,6 +99,17 @@ def test_no_two_kinds_can_name_the_same_file():
                 assert seen.setdefault(rel, (kind, values)) == (kind, values), rel
 
 
+def test_identify_is_the_inverse_of_relpath():
+    for kind, (params, rel) in EXAMPLES.items():
+        assert secrets.identify(rel) == (kind, params)
+    assert secrets.identify("postgresql/main/patroni-api") == ("patroni_api", {"cluster": "main"})
+    assert secrets.identify("backup/hs/repo-cipher") == ("backup_cipher", {"stanza": "hs"})
+    # not secrets of the layout: pre-contract files, a producer's temporary file, other depths
+    for rel in ("hs/app", "backup/repo-cipher-hs", "redis/main/.new-x1y2", "redis/main", "monitoring/other",
+                "redis/a/b/c", "postgresql/main/app/x"):
+        assert secrets.identify(rel) is None, rel
+
+
 def test_default_directory_is_under_home_and_expanded(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert secrets.secrets_dir() == str(tmp_path / ".hardened-stack" / "secrets")
