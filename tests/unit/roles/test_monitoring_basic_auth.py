@@ -65,10 +65,11 @@ def debian_root(package):
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         for attempt in range(2):
-            if subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True).returncode == 0:
+            if subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True,
+                              check=False).returncode == 0:
                 break
             if attempt == 0:
-                subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+                subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
         debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
         if not debs:
             return None
