@@ -15,6 +15,7 @@ client) can use such a value.
 encoder                     format
 ==========================  ===========================================================
 pgpass_field                a field of a libpq password file (``.pgpass``)
+patroni_pgpass_field        a password Patroni writes into its pgpass file
 libpq_conninfo_value        a value of a libpq ``key=value`` connection string
 redis_string                a double-quoted Redis/Valkey configuration argument
 redis_sentinel_token        a password in sentinel.conf (one bare word)
@@ -151,6 +152,26 @@ def systemd_env_value(value):
     and on text that is not valid UTF-8 (systemd drops such assignments)."""
     text = _text(value, "a systemd environment file value")
     return u'"' + u"".join(u"\\" + ch if ch in _SYSTEMD_ESCAPED else ch for ch in text) + u'"'
+
+
+def patroni_pgpass_field(value):
+    """``value`` -> ``str``: a PostgreSQL password Patroni writes into its own pgpass file
+    (superuser, replication, rewind: ``postgresql.authentication`` in patroni.yml; the
+    replicas' ``primary_conninfo`` and pg_rewind read it through ``passfile``). Patroni escapes
+    ``:`` and ``\\`` (``_pgpass_line``/``_pgpass_content`` in patroni/postgresql/config.py) and
+    writes the password last on the line; Patroni before 4.0 (Debian 12 ships 3.0.2) returns
+    ``line.rstrip()``, so white space at the end of the password is lost. Returns the field as
+    :func:`pgpass_field` writes it.
+
+    Raises :class:`EncodeError` on white space at the end (Python's ``str.isspace``), on a
+    line break (the file is line based), NUL and text that is not valid UTF-8."""
+    text = _text(value, "a password in Patroni's pgpass file")
+    if text and text[-1].isspace():
+        raise EncodeError("a password in Patroni's pgpass file cannot end with white space (Patroni before 4.0 "
+                          "strips it from the line it writes)")
+    if u"\n" in text or u"\r" in text:
+        raise EncodeError("a password in Patroni's pgpass file cannot hold a line break")
+    return pgpass_field(text)
 
 
 def libpq_conninfo_value(value):
@@ -345,6 +366,7 @@ def htpasswd_user(value):
 
 ENCODERS = {
     "pgpass_field": pgpass_field,
+    "patroni_pgpass_field": patroni_pgpass_field,
     "libpq_conninfo_value": libpq_conninfo_value,
     "redis_string": redis_string,
     "redis_sentinel_token": redis_sentinel_token,

@@ -325,7 +325,7 @@ def app_checks(groups, hostvars, defaults):
 # accept the value, or the preflight refuses it before any host is changed. Shapes: "value"
 # (a string), "values" (a mapping: every value, named VARIABLE.KEY), "items.FIELD" (a list of
 # mappings: every item's FIELD, named VARIABLE[NAME].FIELD).
-_PG_ROLE = ("yaml_string", "pgpass_field", "libpq_conninfo_value")   # patroni.yml, Patroni's pgpass, conninfo
+_PG_ROLE = ("yaml_string", "patroni_pgpass_field")                     # patroni.yml, Patroni's pgpass file
 _BASIC_AUTH = ("prometheus_password", "bcrypt_password")              # Prometheus' password_file, bcrypt hashes
 SECRET_FORMATS = (
     # variable, shape, formats, where the value is written

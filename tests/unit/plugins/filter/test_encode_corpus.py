@@ -185,7 +185,8 @@ def _jinja(role):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROOT, "roles", role, "templates")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True,
                              autoescape=False)  # noqa: S701 (configuration files, not HTML)
-    env.filters.update(CoreFilters().filters())
+    for name, func in CoreFilters().filters().items():
+        env.filters[name] = env.filters["ansible.builtin." + name] = func
     for name, func in flt.FilterModule().filters().items():
         env.filters["hardened.stack." + name] = func
     env.filters["hardened.stack.host_port"] = lambda addr, port, **kw: "%s:%s" % (addr, port)
@@ -197,23 +198,25 @@ def render(role, template, **variables):
     return _jinja(role).get_template(template).render(ansible_managed="Ansible managed", **variables)
 
 
-def task_template(role, tasks_file, module, dest):
-    """The ``content:`` template of the ``module`` task of ``roles/ROLE/tasks/TASKS_FILE`` that
-    writes ``dest`` (found by dest, so a renamed task is still found)."""
-    path = os.path.join(ROOT, "roles", role, "tasks", tasks_file)
-    with open(path, encoding="utf-8") as fh:
-        tasks = yaml.safe_load(fh)
+def task_template(role, module, dest):
+    """The ``content:`` template of the one ``module`` task in ``roles/ROLE/tasks/*.yml`` whose
+    ``dest`` contains ``dest`` (found by what it writes, so a moved or renamed task is found)."""
+    tasks_dir = os.path.join(ROOT, "roles", role, "tasks")
 
     def walk(items):
         for task in items or []:
             for key in ("block", "rescue", "always"):
                 yield from walk(task.get(key))
             args = task.get(module)
-            if isinstance(args, dict) and args.get("dest") == dest:
+            if isinstance(args, dict) and dest in str(args.get("dest", "")) and "content" in args:
                 yield args["content"]
 
-    found = list(walk(tasks))
-    assert len(found) == 1, "%s: one %s task writing %s, found %d" % (path, module, dest, len(found))
+    found = []
+    for name in sorted(os.listdir(tasks_dir)):
+        if name.endswith(".yml"):
+            with open(os.path.join(tasks_dir, name), encoding="utf-8") as fh:
+                found += list(walk(yaml.safe_load(fh)))
+    assert len(found) == 1, "roles/%s/tasks: one %s task writing %s, found %d" % (role, module, dest, len(found))
     return _jinja(role).from_string(found[0])
 
 
