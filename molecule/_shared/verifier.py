@@ -16,19 +16,35 @@ hard-coded in a test). Each platform has two (see .config/molecule/config.yml):
   a load balancer. No other service answers there.
 
 ``url_host(a)`` brackets an IPv6 literal for a URL or ``host:port`` (``host_port(a, 2379)``,
-``url("https", a, 2379, "/health")``); libpq ``host=`` strings and redis-cli ``-h`` take the
-bare literal.
+``url("https", a, 2379, "/health")``): the collection's own address module
+(plugins/module_utils/address.py, through lab/collection.py); libpq ``host=`` strings and
+redis-cli ``-h`` take the bare literal.
+
+Secrets are read as the scenario's roles read them, never by parsing files here:
+``secret("redis", on="redis-1", user="app")`` renders the host's variables with Ansible
+(hardened_stack_secrets_dir, the path's parameters, the vault variable) and reads the
+producing role's file with the collection's secrets module (plugins/module_utils/secrets.py).
+Outside Molecule (the benches), the scenario's last ephemeral directory is used.
 """
 
 import functools
+import glob
 import ipaddress
+import json
 import os
 import re
 import subprocess
+import sys
 
 import yaml
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if PROJECT not in sys.path:
+    sys.path.insert(0, PROJECT)
+from lab import collection, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
+
+address = collection.module_utils("address")
+secrets = collection.module_utils("secrets")
 MGMT_DOMAIN = "mgmt.hslab"  # lab/network.py: <host>.mgmt.hslab is the management address
 
 
@@ -60,10 +76,10 @@ def group(name: str, scenario: str | None = None) -> list[str]:
 
 
 def _literal(value) -> str:
-    text = str(value).strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    return str(ipaddress.ip_address(text))
+    ip = address.parse_ip(value)
+    if ip is None:
+        raise ValueError(f"{value!r} is not an IP address")
+    return ip.compressed
 
 
 def cluster_addresses(name: str, scenario: str | None = None) -> list[str]:
@@ -103,41 +119,79 @@ def is_ipv6(address: str) -> bool:
     return ipaddress.ip_address(_literal(address)).version == 6
 
 
-def url_host(address: str) -> str:
-    """``address`` as it goes into a URL or ``host:port``: IPv6 literals bracketed."""
-    return f"[{_literal(address)}]" if is_ipv6(address) else _literal(address)
+# ``address`` as it goes into a URL or ``host:port`` (IPv6 literals bracketed), ``10.0.5.11:2379``
+# / ``[fd00::11]:2379``, ``https://[fd00::11]:2379/health``: the collection's helpers.
+url_host = address.host_port
+host_port = address.host_port
+url = address.url
 
 
-def host_port(address: str, port: int) -> str:
-    """``10.0.5.11:2379`` / ``[fd00::11]:2379``."""
-    return f"{url_host(address)}:{port}"
-
-
-def url(scheme: str, address: str, port: int, path: str = "") -> str:
-    """``https://[fd00::11]:2379/health``."""
-    return f"{scheme}://{host_port(address, port)}{path}"
-
-
-def socket_url(address: str, port: int, proto: str = "tcp") -> str:
+def socket_url(addr: str, port: int, proto: str = "tcp") -> str:
     """testinfra's socket spec: ``tcp://10.0.5.11:6379`` / ``tcp://fd00::11:6379`` (testinfra
     splits the port off at the last colon and takes the IPv6 literal unbracketed)."""
-    return f"{proto}://{_literal(address)}:{port}"
+    return f"{proto}://{_literal(addr)}:{port}"
 
 
-def gateway(address: str) -> str:
-    """The Docker bridge gateway of the lab network holding ``address`` (the /24's or /64's first
+def gateway(addr: str) -> str:
+    """The Docker bridge gateway of the lab network holding ``addr`` (the /24's or /64's first
     host): the source address of traffic from this machine (the controller) to that network."""
-    prefix = 64 if is_ipv6(address) else 24
-    return str(next(ipaddress.ip_network(f"{_literal(address)}/{prefix}", strict=False).hosts()))
+    prefix = 64 if is_ipv6(addr) else 24
+    return str(next(ipaddress.ip_network(f"{_literal(addr)}/{prefix}", strict=False).hosts()))
 
 
-def molecule_env() -> dict:
+def _scenario_name(scenario: str | None) -> str:
+    return os.path.basename(os.path.abspath(scenario_directory(scenario)))
+
+
+def ephemeral_directory(scenario: str | None = None) -> str:
+    """Molecule's ephemeral directory of the scenario (its inventory, ansible.cfg, CA and
+    secrets): MOLECULE_EPHEMERAL_DIRECTORY under Molecule, else the newest
+    ``~/.ansible/tmp/molecule.*.<scenario>`` (a bench run after ``molecule converge``)."""
+    name = _scenario_name(scenario)
+    current = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+    if current and os.environ.get("MOLECULE_SCENARIO_NAME", name) == name:
+        return current
+    found = sorted(glob.glob(os.path.expanduser(f"~/.ansible/tmp/molecule.*.{name}")), key=os.path.getmtime)
+    if not found:
+        raise SystemExit(f"no {name} Molecule scenario found: run `molecule converge -s {name}` first")
+    return found[-1]
+
+
+def inventory_file(scenario: str | None = None) -> str:
+    """The inventory Molecule wrote for the scenario."""
+    name = _scenario_name(scenario)
+    if os.environ.get("MOLECULE_INVENTORY_FILE") and os.environ.get("MOLECULE_SCENARIO_NAME", name) == name:
+        return os.environ["MOLECULE_INVENTORY_FILE"]
+    return os.path.join(ephemeral_directory(scenario), "inventory", "ansible_inventory.yml")
+
+
+def molecule_env(scenario: str | None = None) -> dict:
     """The environment of Molecule's own ansible-playbook runs (its ansible.cfg in the
     scenario's ephemeral directory, the checkout's collection link), with plain output."""
-    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.cfg"),
+    return dict(os.environ, ANSIBLE_CONFIG=os.path.join(ephemeral_directory(scenario), "ansible.cfg"),
                 ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, ".build", "collections"),
                 ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_HOST_KEY_CHECKING="false",
                 ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
+
+
+@functools.cache
+def _render(inventory: str, host: str, expressions: str, scenario: str) -> dict:
+    return variables.render(inventory, json.loads(expressions), host, env=molecule_env(scenario))[host]
+
+
+def rendered(host: str, expressions: dict, scenario: str | None = None) -> dict:
+    """``expressions`` (Jinja templates) rendered by Ansible for ``host`` of the scenario's
+    inventory (once per host and expressions; nothing runs on the host)."""
+    directory = os.path.abspath(scenario_directory(scenario))
+    return _render(inventory_file(directory), host, json.dumps(expressions, sort_keys=True), directory)
+
+
+def secret(kind: str, *, on: str, vault: str | None = None, scenario: str | None = None, **params) -> str:
+    """Secret ``kind`` as host ``on``'s roles get it: the inventory variable ``vault`` when the
+    scenario sets it, else the producing role's file under the scenario's
+    hardened_stack_secrets_dir, read with the collection's secrets module (parameters the host's
+    variables do not give, e.g. ``user="app"``, in ``params``)."""
+    return collection.secret(kind, rendered(on, collection.secret_expressions(kind, vault), scenario), **params)
 
 
 def playbook(*args: str, cwd: str, timeout: int = 1200, env: dict | None = None) -> tuple[int, str]:

@@ -6,6 +6,7 @@ tests then prove that converge leaves the new topology alone.
 
 import functools
 import os
+import shlex
 import sys
 import time
 
@@ -13,12 +14,10 @@ import pytest
 import testinfra
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
 sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
 import verifier  # noqa: E402  (molecule/_shared/verifier.py)
-SECRETS = os.path.join(EPHEMERAL, "secrets", "redis")
 # Cluster addresses (where Redis and Sentinel listen, what Sentinel reports), from molecule.yml.
 NODES = verifier.cluster_addresses_of(verifier.group("redis", SCENARIO), SCENARIO)
 CLIENT = "redis-client"
@@ -30,12 +29,14 @@ def host(name):
 
 
 def secret(user, cluster="redis"):
-    with open(os.path.join(SECRETS, cluster, user), encoding="utf-8") as fh:
-        return fh.read().split()[0]
+    """ACL user ``user``'s password in replication set ``cluster`` (the set's group: the role's
+    redis_cluster_name defaults to redis_group), as the set's hosts get it."""
+    on = verifier.group(cluster, SCENARIO)[0]
+    return verifier.secret("redis", on=on, vault=f"redis_{user}_password", scenario=SCENARIO, user=user)
 
 
 def cli(name, *args, user="admin", cluster="redis", addr="127.0.0.1", port=6379, binary="redis-cli"):
-    auth = f"REDISCLI_AUTH={secret(user, cluster)} " if user else ""
+    auth = f"REDISCLI_AUTH={shlex.quote(secret(user, cluster))} " if user else ""
     userarg = f"--user {user} " if user else ""
     cmd = f"{auth}{binary} -h {addr} -p {port} {userarg}--no-auth-warning " + " ".join(args)
     return host(name).run(cmd).stdout.strip()
