@@ -20,20 +20,24 @@ For the shell benches (bench/read_spread):
                                                                 the first host that listens for it
     python bench/addresses.py ssh GROUP|HOST [-i INVENTORY]     management name of the host (of
                                                                 the group's first host)
+    python bench/addresses.py db-password ROLE [-i INVENTORY]   PostgreSQL ROLE's password on
+                                                                stdout (pipe it, never an argument)
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import subprocess
 import sys
 
-import yaml
-
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if PROJECT not in sys.path:
+    sys.path.insert(0, PROJECT)
+from lab import collection, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
+from lab.report import port_map as port_map_defaults  # noqa: E402  (the port map's defaults, one reader)
+
 LAB_INVENTORY = os.path.join(PROJECT, "inventories", "lab")
 
 
@@ -47,12 +51,6 @@ def scenario():
     return verifier
 
 
-@functools.cache
-def port_map_defaults() -> dict:
-    with open(os.path.join(PROJECT, "roles", "_common", "defaults", "main.yml"), encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["_common_port_map_defaults"]
-
-
 def port(service: str, overrides: dict | None = None) -> int:
     """The port map's port of ``service``."""
     entry = dict(port_map_defaults().get(service) or {})
@@ -64,10 +62,6 @@ def port(service: str, overrides: dict | None = None) -> int:
 
 def address_module():
     """The collection's plugins/module_utils/address.py (through lab/collection.py)."""
-    if PROJECT not in sys.path:
-        sys.path.insert(0, PROJECT)
-    from lab import collection  # noqa: PLC0415
-
     return collection.module_utils("address")
 
 
@@ -135,6 +129,23 @@ class Inventory:
         """What SSH dials for ``host``: its ``ansible_host`` (the lab: ``<host>.mgmt.hslab``)."""
         return str((self.hostvars.get(host) or {}).get("ansible_host") or host)
 
+    def secret(self, kind: str, host: str, vault: str | None = None, **params) -> str:
+        """Secret ``kind`` as ``host``'s roles get it: the inventory variable ``vault`` when set,
+        else the producing role's file in the inventory's hardened_stack_secrets_dir, read by
+        the collection's secrets module (lab/collection.py; never created)."""
+        try:
+            rendered = variables.render(self.path, collection.secret_expressions(kind, vault), host)[host]
+            return collection.secret(kind, rendered, **params)
+        except (variables.RenderError, collection.module_utils("secrets").SecretError) as exc:
+            raise SystemExit(str(exc)) from exc
+
+    def db_password(self, user: str, group: str = "postgres") -> str:
+        """PostgreSQL role ``user``'s password: its postgresql_users entry's password when the
+        inventory gives one, else the postgresql role's generated file."""
+        entry = ("postgresql_users | default([]) | selectattr('name', 'equalto', %s) "
+                 "| map(attribute='password', default='') | first | default('')" % json.dumps(user))
+        return self.secret("postgresql", self.host(group), vault=entry, user=user)
+
     def port(self, service: str, host: str | None = None) -> int:
         hv = self.hostvars.get(host, {}) if host else {}
         return port(service, hv.get("_common_port_map_overrides"))
@@ -151,13 +162,16 @@ class Inventory:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("endpoint", "ssh"))
-    ap.add_argument("name", help="endpoint: a port map service (pg_read); ssh: a host or group (app)")
+    ap.add_argument("what", choices=("endpoint", "ssh", "db-password"))
+    ap.add_argument("name", help="endpoint: a port map service (pg_read); ssh: a host or group (app); "
+                    "db-password: a PostgreSQL role (app)")
     ap.add_argument("-i", "--inventory", default=LAB_INVENTORY)
     args = ap.parse_args()
     inventory = Inventory(args.inventory)
     if args.what == "endpoint":
         print(inventory.endpoint(args.name))
+    elif args.what == "db-password":
+        sys.stdout.write(inventory.db_password(args.name) + "\n")
     else:
         print(inventory.management_name(inventory.host(args.name)))
     return 0

@@ -20,7 +20,6 @@ scenario), read from molecule/postgres/molecule.yml through molecule/_shared/ver
 """
 
 import argparse
-import glob
 import json
 import os
 import ssl
@@ -31,6 +30,7 @@ import time
 import urllib.request
 
 import psycopg2
+import psycopg2.extensions
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import addresses  # noqa: E402  (bench/addresses.py: molecule.yml through the verifiers' helpers)
@@ -44,11 +44,15 @@ DATA_DIR = "/var/lib/postgresql/15/hardened-stack"
 MODES = ("kill", "stop", "pgkill")
 
 
-def ephemeral_dir():
-    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.postgres")), key=os.path.getmtime)
-    if not found:
-        sys.exit("no postgres Molecule scenario found: run `molecule converge -s postgres` first")
-    return found[-1]
+def ledger_dsn(endpoint: str, *, dbname: str, user: str, password: str, ca: str) -> str:
+    """The ledger client's libpq connection string to ``endpoint`` (ADDRESS:PORT, IPv6
+    bracketed; libpq's host= takes it bare): short timeouts, no retries of the library. Every
+    value is quoted by psycopg2 for libpq (a password with spaces, quotes or backslashes)."""
+    host, port = addresses.split_endpoint(endpoint)
+    return psycopg2.extensions.make_dsn(
+        host=host, port=port, dbname=dbname, user=user, password=password, sslmode="verify-full", sslrootcert=ca,
+        connect_timeout=2, tcp_user_timeout=2000, keepalives_idle=1, keepalives_interval=1, keepalives_count=2,
+        options="-c statement_timeout=2000")
 
 
 class Cluster:
@@ -223,14 +227,10 @@ def main():
                          "address and pg_write port from molecule.yml and the port map: %(default)s)")
     args = ap.parse_args()
 
-    eph = ephemeral_dir()
-    ca = os.path.join(eph, "ca", "ca.crt")
-    with open(os.path.join(eph, "secrets", "postgres", "app"), encoding="utf-8") as fh:
-        password = fh.read().split()[0]
-    host, port = addresses.split_endpoint(args.endpoint)  # libpq's host= takes an IPv6 literal bare
-    dsn = (f"host={host} port={port} dbname=appdb user=app password={password} sslmode=verify-full "
-           f"sslrootcert={ca} connect_timeout=2 tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 "
-           f"keepalives_count=2 options='-c statement_timeout=2000'")
+    ca = os.path.join(verifier.ephemeral_directory(SCENARIO), "ca", "ca.crt")
+    # The app role's password, as the scenario's PostgreSQL members have it (secrets contract).
+    password = verifier.secret("postgresql", on=next(iter(NODES)), scenario=SCENARIO, user="app")
+    dsn = ledger_dsn(args.endpoint, dbname="appdb", user="app", password=password, ca=ca)
     cluster = Cluster(ca)
     modes = MODES if args.mode == "all" else (args.mode,)
     repl = ("async", "sync") if args.replication == "both" else (args.replication,)

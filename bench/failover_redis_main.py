@@ -24,7 +24,6 @@ Debian's python3-redis (bench/failover_redis runs this file with /usr/bin/python
 """
 
 import argparse
-import glob
 import os
 import subprocess
 import sys
@@ -61,19 +60,14 @@ def same_address(value):
         return value
 
 
-def find_secrets(given):
-    if given:
-        return given
-    found = sorted(glob.glob(os.path.expanduser("~/.ansible/tmp/molecule.*.redis/secrets/redis/redis")),
-                   key=os.path.getmtime)
-    if not found:
-        sys.exit("no secrets found: run `molecule converge -s redis` first or pass --secrets")
-    return found[-1]
-
-
-def read_secret(directory, user):
-    with open(os.path.join(directory, user), encoding="utf-8") as fh:
-        return fh.read().split()[0]
+def secret(user):
+    """ACL user ``user``'s password as the scenario's Redis hosts have it (the vault variable
+    redis_<user>_password, else the redis role's file; the secrets contract)."""
+    try:
+        return verifier.secret("redis", on=verifier.group("redis", SCENARIO)[0], vault=f"redis_{user}_password",
+                               scenario=SCENARIO, user=user)
+    except verifier.secrets.SecretError as exc:
+        sys.exit(f"{exc}\nrun `molecule converge -s redis` first")
 
 
 def docker(*args, check=True):
@@ -84,10 +78,9 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.nodes = platforms()  # cluster address -> container
-        secrets = find_secrets(args.secrets)
-        self.app_pw = read_secret(secrets, "app")
-        self.admin_pw = read_secret(secrets, "admin")
-        self.sentinel_pw = read_secret(secrets, "sentinel")
+        self.app_pw = secret("app")
+        self.admin_pw = secret("admin")
+        self.sentinel_pw = secret("sentinel")
         self.sentinels = [(ip, args.sentinel_port) for ip in sorted(self.nodes)]
         for container in self.nodes.values():
             if docker("inspect", "-f", "{{.State.Status}}", container, check=False).returncode:
@@ -285,7 +278,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["kill", "stop", "isolate", "all"], default="all")
     ap.add_argument("--trials", type=int, default=5, help="trials per mode (default 5)")
-    ap.add_argument("--secrets", help="directory with the generated passwords (default: Molecule's)")
     ap.add_argument("--master-name", default="main")
     ap.add_argument("--port", type=int, default=6379, help="port map: redis")
     ap.add_argument("--sentinel-port", type=int, default=26379, help="port map: redis_sentinel")

@@ -10,8 +10,9 @@ Prints, from Prometheus' own HTTP API (TLS + basic auth, as the verifier uses it
   pending in Prometheus, and until it is gone again after the restart.
 Traffic goes only to the scenario's containers and docker exec: Prometheus on the monitoring
 host's cluster address (where it listens), read from molecule/stack/molecule.yml through
-molecule/_shared/verifier.py. The scenario uses the lab's group_vars, so the CA and the
-Prometheus password are the lab's (HSLAB_CACHE).
+molecule/_shared/verifier.py. The scenario uses the lab's group_vars, so the CA is the lab's
+(HSLAB_CACHE); the Prometheus password is read as the monitoring host's roles read it (the
+inventory's vault variable, else the generated file: verifier.secret, the secrets contract).
 """
 
 import argparse
@@ -48,10 +49,13 @@ def cache(mon):
     return base
 
 
-def client(base, prom):
+def client(base, mon, prom):
     ctx = ssl.create_default_context(cafile=os.path.join(base, "pki", "ca.crt"))
-    with open(os.path.join(base, "secrets", "monitoring", "basic_auth"), encoding="utf-8") as fh:
-        auth = base64.b64encode(f"prometheus:{fh.read().split()[0]}".encode()).decode()
+    # Prometheus' password as the monitoring host has it (the lab's prometheus_auth_password,
+    # else the exporters role's generated file; the secrets contract).
+    verifier = addresses.scenario()
+    password = verifier.secret("monitoring", on=mon, vault="prometheus_auth_password", scenario=SCENARIO)
+    auth = base64.b64encode(f"prometheus:{password}".encode()).decode()
 
     def get(path):
         req = urllib.request.Request(prom + path, headers={"Authorization": "Basic " + auth})  # noqa: S310
@@ -98,7 +102,7 @@ def main():
     parser.add_argument("--redis", default="stack-redis3", help="the Redis host stopped: pick a replica")
     args = parser.parse_args()
     mon, prom = prometheus()
-    get = client(cache(mon), prom)
+    get = client(cache(mon), mon, prom)
     host = args.redis
     scrape_table(get)
     interval = get("/api/v1/status/config")["yaml"].split("scrape_interval:")[1].split()[0]

@@ -12,7 +12,9 @@ The firewall lets only the app tier reach the write endpoint, so by default the 
 where the application runs: on an app host (`--via app1`, reached over SSH with the lab's key
 and user unless --ssh-user/--ssh-key say otherwise), which needs python3-psycopg2 (the app role
 installs it). `--via local` runs it on this machine (a test network without the firewall).
-The password travels on the ledger's stdin, never on a command line.
+The password travels on the ledger's stdin, never on a command line. It is the inventory's
+(the --user role's postgresql_users entry) or else the postgresql role's generated file, read
+through the secrets contract (bench/addresses.py Inventory.secret; docs/secrets.md).
 
 Addresses come from the inventory (bench/addresses.py): the write endpoint defaults to the first
 load balancer's cluster address (the collection's address module: hardened_stack_address, ...)
@@ -31,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import addresses  # noqa: E402  (bench/addresses.py: the inventory's addresses)
-from failover_pg_main import Writer  # noqa: E402  (the same ledger client)
+from failover_pg_main import Writer, ledger_dsn  # noqa: E402  (the same ledger client)
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,7 +91,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--endpoint", help="HAProxy write endpoint ADDRESS:PORT, IPv6 bracketed (default: the "
                     "inventory's first load balancer's cluster address, pg_write port)")
-    ap.add_argument("--password-file", required=True, help="file holding the application role's password")
+    ap.add_argument("--user-group", default="postgres", help="inventory group whose PostgreSQL role --user is "
+                    "(its password: the vault variable, else the postgresql role's generated file)")
     ap.add_argument("--ca", required=True, help="CA certificate (path on the host the ledger runs on)")
     ap.add_argument("--user", default="app")
     ap.add_argument("--dbname", default="appdb")
@@ -102,17 +105,13 @@ def main():
     ap.add_argument("--after", type=float, default=3.0, help="seconds of writing after the playbook ends")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
     args = ap.parse_args()
-    with open(args.password_file, encoding="utf-8") as fh:
-        password = fh.read().split()[0]
-    inventory = None
-    if args.endpoint is None or (args.via != "local" and args.via_address is None):
-        inventory = addresses.Inventory(args.inventory)
+    inventory = addresses.Inventory(args.inventory)
+    # The role's password as the cluster has it: the postgresql_users entry's password when the
+    # inventory gives one, else the postgresql role's file (secrets contract; never created).
+    password = inventory.db_password(args.user, args.user_group)
     endpoint = args.endpoint or inventory.endpoint("pg_write")
     via_address = args.via_address or (inventory.management_name(args.via) if args.via != "local" else "")
-    host, port = addresses.split_endpoint(endpoint)  # libpq's host= takes an IPv6 literal bare
-    dsn = (f"host={host} port={port} dbname={args.dbname} user={args.user} password={password} sslmode=verify-full "
-           f"sslrootcert={args.ca} connect_timeout=2 tcp_user_timeout=2000 keepalives_idle=1 keepalives_interval=1 "
-           f"keepalives_count=2 options='-c statement_timeout=2000'")
+    dsn = ledger_dsn(endpoint, dbname=args.dbname, user=args.user, password=password, ca=args.ca)
 
     ledger = subprocess.Popen(ledger_command(args, via_address), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
