@@ -40,7 +40,9 @@ import jinja2
 import pytest
 import yaml
 
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.filter.core import FilterModule as CoreFilters
+from ansible.template import Templar, trust_as_template
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -157,6 +159,25 @@ def write(path, text):
         fh.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)  # as Ansible writes: a complete file renamed into place
+
+
+def ansible_eval(expression, **variables):
+    """``expression`` (a task file's Jinja, as it stands there) templated by Ansible itself."""
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template(expression))
+
+
+def block_var(tasks_file, name):
+    """The value of block variable ``name`` in ``roles/exporters/tasks/<tasks_file>``."""
+    found = [t["vars"][name] for t in _walk(_load_tasks(tasks_file)) if name in (t.get("vars") or {})]
+    assert len(found) == 1, (tasks_file, name, found)
+    return found[0]
+
+
+def read_back(tasks_file, text, register):
+    """What the task file learns from the deployed file ``text`` (its slurp result)."""
+    content = base64.b64encode(text.encode("utf-8")).decode()
+    return ansible_eval(block_var(tasks_file, "_exporters_auth_deployed"), **{register: {"content": content}})
 
 
 # --- servers on loopback ------------------------------------------------------------------
@@ -282,6 +303,18 @@ def test_auth_users_script_keeps_what_is_wanted_and_hashes_the_rest(bcrypt_path)
     # Two Prometheus servers on both users with an old password: no user left, no login
     # (the task file then fails with its message instead of refusing one of them).
     assert hash_users(bcrypt_path, "accept", "fourth", accepted["users"], SLOTS)["login"] == ""
+
+
+def test_deployed_users_are_read_back_so_a_rerun_keeps_every_hash(bcrypt_path, tls):
+    users = hash_users(bcrypt_path, "accept", OLD, {}, [USER])["users"]
+    assert read_back("web_config.yml", web_config(users, *tls), "_exporters_web_current") == users
+    assert read_back("htpasswd.yml", htpasswd(users), "_exporters_htpasswd_current") == users
+    # nothing deployed yet (the slurp failed): no users
+    assert ansible_eval(block_var("web_config.yml", "_exporters_auth_deployed"), _exporters_web_current={}) == {}
+    assert ansible_eval(block_var("htpasswd.yml", "_exporters_auth_deployed"), _exporters_htpasswd_current={}) == {}
+    # a file from before the rotation user (one user) is read as it stands
+    one = {USER: users[USER]}
+    assert read_back("htpasswd.yml", f"{USER}:{users[USER]}\n", "_exporters_htpasswd_current") == one
 
 
 # --- node exporter (exporter-toolkit) and nginx read the files for every request ------------
@@ -419,6 +452,15 @@ def test_prometheus_switch_refuses_no_scrape(bcrypt_path, tls, procs, tmp_path):
         return loaded["scrape_configs"][0]["basic_auth"]["username"]
 
     assert until(lambda: running_user() == SLOTS[1]), "Prometheus did not load the switched configuration"
+    # wait_config.yml's condition, on this Prometheus' own answer
+    with open(os.path.join(ROOT, "roles", "prometheus", "tasks", "wait_config.yml"), encoding="utf-8") as fh:
+        wait = yaml.safe_load(fh)[0]
+    with urllib.request.urlopen(base + "/api/v1/status/config", timeout=5) as resp:  # noqa: S310 (test URL)
+        loaded = {"status": resp.status, "json": json.loads(resp.read())}
+    for user, expected in ((SLOTS[1], True), (USER, False)):
+        variables = {"_prometheus_loaded": loaded, "_prometheus_client_user": user,
+                     **{k: trust_as_template(v) for k, v in wait["vars"].items()}}
+        assert ansible_eval("{{ (" + wait["until"] + ") }}", **variables) is expected  # a conditional
     time.sleep(3)
     # withdraw: OLD refused, the unused password file removed
     withdrawn = hash_users(bcrypt_path, "withdraw", NEW, accepted["users"], [SLOTS[1]])
