@@ -484,3 +484,59 @@ def test_stopped_backends_raise_5xx_and_upstream_failure_counters():
     while time.time() < deadline and curl(lb, "/")[0] != 200:
         time.sleep(1)
     assert curl(lb, "/")[0] == 200
+
+
+# --- the exporters' basic auth rotation (roles/exporters/README.md, Secrets) ---------------
+
+ROTATION_USER = "prometheus-rotation"
+# A vault-style password (no "{{": -e values are templated by Ansible).
+NEW_PASSWORD = 'n3w "pässwörd" $HOME #1 \\ %i `x`'  # noqa: S105 (a test value)
+
+
+def scrape_as(lb, user, password, port=NGINX_EXPORTER_PORT):
+    """HTTP status of GET /metrics on a load balancer's exporter port from the monitoring host."""
+    res = host(MON).run(f"curl -sS -o /dev/null --max-time 10 --cacert {CA} -u {shlex.quote(user + ':' + password)} "
+                        f"-w '%{{http_code}}' --resolve {lb}:{port}:{verifier.url_host(LBS[lb])} "
+                        f"https://{lb}:{port}/metrics")
+    assert res.rc == 0, res.stderr
+    return int(res.stdout)
+
+
+def rotate(*steps, password=None):
+    extra = {"steps": list(steps)}
+    if password is not None:
+        extra["exporters_auth_password"] = password
+    rc, out = playbook("rotate_auth.yml", "-e", json.dumps(extra))
+    assert rc == 0, out[-4000:]
+    assert NEW_PASSWORD not in out and scrape_password() not in out, "a password reached the output"
+    return out
+
+
+def test_basic_auth_rotation_accepts_both_then_refuses_the_old_one():
+    old = scrape_password()
+    lbs = sorted(LBS)
+    # The converged htpasswd: both users with the generated password, nothing else.
+    for lb in lbs:
+        assert [scrape_as(lb, u, old) for u in ("prometheus", ROTATION_USER)] == [200, 200]
+        assert scrape_as(lb, "prometheus", NEW_PASSWORD) == 401
+    # accept: Prometheus keeps authenticating as prometheus with the old password, the
+    # rotation user takes the new one (nginx reads the file per request: no reload).
+    rotate("accept", password=NEW_PASSWORD)
+    for lb in lbs:
+        assert scrape_as(lb, "prometheus", old) == 200, "the old password must still work during accept"
+        assert scrape_as(lb, ROTATION_USER, NEW_PASSWORD) == 200
+        assert scrape_as(lb, ROTATION_USER, old) == 401
+        assert scrape_as(lb, "prometheus", NEW_PASSWORD, port=NGINX_LOG_PORT) == 401
+    # withdraw (no Prometheus in this scenario, so nothing to wait for): the old one refused.
+    rotate("withdraw", password=NEW_PASSWORD)
+    for lb in lbs:
+        for port in (NGINX_EXPORTER_PORT, NGINX_LOG_PORT):
+            assert [scrape_as(lb, u, old, port) for u in ("prometheus", ROTATION_USER)] == [401, 401]
+            assert [scrape_as(lb, u, NEW_PASSWORD, port) for u in ("prometheus", ROTATION_USER)] == [200, 200]
+    # Each step is a no-op once done.
+    assert verifier.recap_changed(rotate("accept", "withdraw", password=NEW_PASSWORD)) == 0
+    # Back to the scenario's password the same way (the tests above keep using it).
+    rotate("accept", "withdraw")
+    for lb in lbs:
+        assert scrape_as(lb, "prometheus", old) == 200 and scrape_as(lb, "prometheus", NEW_PASSWORD) == 401
+
