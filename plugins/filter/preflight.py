@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleError
+from jinja2.exceptions import UndefinedError
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 from ansible_collections.hardened.stack.plugins.module_utils import inventory_checks as ic
@@ -23,8 +24,9 @@ NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "ap
 
 
 def _plain_vars(host_vars, flags):
-    """What the inventory sets for one host: the names above and every secret-like variable.
-    A value that cannot be templated yet (it needs facts) is left to the role's own check."""
+    """What the inventory sets for one host: the names above and every secret-like variable,
+    as plain data (a vault-encrypted string as its text). A value that cannot be templated yet
+    (it needs facts, or reads a secret the run will produce) is left to the role's own check."""
     out = {}
     for name in list(host_vars):
         if name not in NAMES and not name.endswith(ic.SECRET_SUFFIXES) and name not in flags:
@@ -32,7 +34,9 @@ def _plain_vars(host_vars, flags):
         try:
             # plain values: a vault-encrypted string is checked as the text it decrypts to
             out[name] = encode.plain_data(host_vars[name])
-        except AnsibleError:
+        except (AnsibleError, UndefinedError):
+            # Ansible 2.19 hands an unresolvable value over as a marker that raises (a jinja2
+            # UndefinedError) when used: skipped here, not left to fail the whole check
             continue
     return out
 

@@ -388,8 +388,8 @@ def _hosts_text(hosts, everyone):
 
 
 def encoding_checks(groups, hostvars):
-    """Values a file format cannot carry (SECRET_FORMATS): one message per variable and
-    reason, naming the hosts, the variable, the files and the reason, never the value."""
+    """Values a file format cannot carry (SECRET_FORMATS): one message per variable (and set
+    of reasons), naming the hosts, the variable, the files and every reason, never the value."""
     everyone = _members(groups, "all")
     found = {}
     order = []
@@ -401,17 +401,19 @@ def encoding_checks(groups, hostvars):
             for shown, value in _named_values(name, shape, hv[name]):
                 if value is None or isinstance(value, (dict, list)) or encode.native_text(value) == u"":
                     continue
-                for reason in encode.refusals(value, formats):
-                    key = (shown, reason)
-                    if key not in found:
-                        found[key] = (where, [])
-                        order.append(key)
-                    found[key][1].append(host)
+                reasons = encode.refusals(value, formats)
+                if not reasons:
+                    continue
+                key = (shown, tuple(reasons))
+                if key not in found:
+                    found[key] = (where, [])
+                    order.append(key)
+                found[key][1].append(host)
     out = []
-    for shown, reason in order:
-        where, hosts = found[(shown, reason)]
-        out.append("%s: %s cannot be written to %s: %s. Fix: choose a value without it (in the vault); "
-                   "the value itself is not shown." % (_hosts_text(hosts, everyone), shown, where, reason))
+    for shown, reasons in order:
+        where, hosts = found[(shown, reasons)]
+        out.append("%s: %s cannot be written to %s: %s. Fix: choose another value (in the vault); the value "
+                   "itself is never shown." % (_hosts_text(hosts, everyone), shown, where, "; ".join(reasons)))
     return out
 
 
