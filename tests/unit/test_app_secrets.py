@@ -105,8 +105,8 @@ def test_nothing_changed_nothing_previous():
 def test_final_drops_previous_and_explicit_variables_win_in_accept():
     deployed = decode(rendered("OLD", "ROLD", "SOLD"))
     assert previous("final", deployed) == {"pg": "", "redis": "", "sentinel": ""}
-    assert previous("accept", deployed, app_db_password_previous="GIVEN") == {"pg": "GIVEN", "redis": "ROLD",
-                                                                               "sentinel": "SOLD"}
+    want = {"pg": "GIVEN", "redis": "ROLD", "sentinel": "SOLD"}
+    assert previous("accept", deployed, app_db_password_previous="GIVEN") == want
 
 
 def test_template_writes_previous_only_when_not_empty():

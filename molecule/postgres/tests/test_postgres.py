@@ -383,3 +383,96 @@ def test_even_etcd_count_stops_before_any_change(tmp_path):
     assert rc != 0
     assert "must have an odd number of members" in " ".join(out.split()), out[-3000:]
     assert all(r["changed"] == 0 for r in recap(out).values())
+
+
+# -- changed passwords (issue 16): a rerun with new vault values ----------------------------------
+
+# Vault-style values (spaces, quotes, $, #, \, non-ASCII) for every password the role sets.
+NEW_PASSWORDS = {
+    "postgresql_superuser_password": "super new 'pw' \"x\" $HOME #1 \\",
+    "postgresql_replication_password": "repl new pw: ü %s \\end",
+    "postgresql_rewind_password": "rewind new pw \"q\" #2",
+    "postgresql_patroni_api_password": "api new: pw 'q' $PATH #3",
+}
+APP_NEW_VALUE = "app new \"pw\" 'x' $USER #4 \\"
+
+
+def replication_login(node, to, password):
+    """A replication connection from member ``node`` to member ``to`` as the replication role."""
+    dsn = (f"host={NODES[to]} port=5432 user=replicator dbname=replication replication=true sslmode=require "
+           "connect_timeout=3")
+    return host(node).run(f"PGPASSWORD={shlex.quote(password)} psql '{dsn}' -XAtqc IDENTIFY_SYSTEM")
+
+
+def api_auth(node, password):
+    """The member's answer to an authenticated empty PATCH /config: 400 = the password is
+    accepted (then the empty body is refused, nothing changes), 401 = refused."""
+    script = (
+        "import base64, ssl, sys, urllib.request, urllib.error\n"
+        "ctx = ssl.create_default_context(cafile='/etc/patroni/tls/ca.crt')\n"
+        "ctx.load_cert_chain('/etc/patroni/tls/server.crt', '/etc/patroni/tls/server.key')\n"
+        "auth = base64.b64encode(('patroni:' + sys.stdin.read()).encode()).decode()\n"
+        f"req = urllib.request.Request('{verifier.url('https', NODES[node], API, '/config')}', data=b'{{}}', "
+        "method='PATCH', headers={'Authorization': 'Basic ' + auth})\n"
+        "try:\n"
+        "    urllib.request.urlopen(req, context=ctx, timeout=3)\n"
+        "    print(200)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n")
+    res = host(node).run(f"printf %s {shlex.quote(password)} | sudo python3 -c {shlex.quote(script)}")
+    return res.stdout.strip()
+
+
+def started(node):
+    """Patroni's main PID and the postmaster's start time: unchanged = nothing restarted."""
+    pid = host(node).run("systemctl show -p MainPID --value patroni.service").stdout.strip()
+    return pid, local_sql(node, "select pg_postmaster_start_time()", db="postgres").stdout.strip()
+
+
+def test_changed_passwords_converge_without_restart_and_old_ones_are_refused(tmp_path):
+    members = verifier.group("postgres", SCENARIO)
+    old = {"app": secret("app"), "replicator": secret("replicator"),
+           "api": verifier.secret("patroni_api", on=members[0], scenario=SCENARIO)}
+    lead, before = leader(), {n: started(n) for n in NODES}
+    users = [{"name": "app", "password": APP_NEW_VALUE, "access": "owner", "databases": ["appdb"]},
+             {"name": "app_ro", "access": "readonly", "databases": ["appdb"]},
+             {"name": "monitor", "access": "monitoring"}]
+    extra = tmp_path / "vault.json"  # a file: the values stay out of the process list
+    extra.write_text(json.dumps({**NEW_PASSWORDS, "postgresql_users": users}))
+
+    rc, out = playbook("converge.yml", "-e", f"@{extra}")
+    assert rc == 0, out[-3000:]
+    assert leader() == lead and {n: started(n) for n in NODES} == before, "a password change restarted something"
+    # the application role: the new password works through the endpoint, the old one is refused
+    assert psql(APP, "select 1", password=APP_NEW_VALUE).rc == 0
+    res = psql(APP, "select 1", password=old["app"])
+    assert res.rc != 0 and "password authentication failed" in res.stderr, res.stderr
+    # replication: the old password is refused, the new one accepted; a replica whose WAL
+    # receiver reconnects (it reads the pgpass file Patroni rewrote on reload) streams again
+    replica = next(n for n in NODES if n != lead)
+    assert replication_login(replica, lead, NEW_PASSWORDS["postgresql_replication_password"]).rc == 0
+    res = replication_login(replica, lead, old["replicator"])
+    assert res.rc != 0 and "password authentication failed" in res.stderr, res.stderr
+    local_sql(replica, "select pg_terminate_backend(pid) from pg_stat_wal_receiver", db="postgres")
+    assert wait(healthy, 60), cluster()
+    assert wait(lambda: local_sql(replica, "select status from pg_stat_wal_receiver", db="postgres").stdout.strip()
+                == "streaming", 30)
+    # the REST API: every member takes the new password and refuses the old one
+    for node in NODES:
+        assert api_auth(node, NEW_PASSWORDS["postgresql_patroni_api_password"]) == "400", node
+        assert api_auth(node, old["api"]) == "401", node
+
+    # the same values again: nothing changes
+    rc, out = playbook("converge.yml", "-e", f"@{extra}")
+    assert rc == 0, out[-3000:]
+    rows = recap(out)
+    assert rows and all(r["changed"] == 0 for r in rows.values()), {h: r["changed"] for h, r in rows.items()}
+
+    # back to the generated values (the secrets directory's files): converges the same way
+    rc, out = playbook("converge.yml")
+    assert rc == 0, out[-3000:]
+    assert psql(APP, "select 1").rc == 0
+    assert replication_login(replica, lead, old["replicator"]).rc == 0
+    assert all(api_auth(node, old["api"]) == "400" for node in NODES)
+    assert wait(healthy, 60), cluster()
+    assert leader() == lead and {n: started(n) for n in NODES} == before

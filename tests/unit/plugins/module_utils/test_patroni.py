@@ -188,8 +188,8 @@ def test_auth_answers_probe_every_member_with_an_empty_patch():
     answers = c.auth_answers(c.cluster())
     assert {n: s for n, (s, _d) in answers.items()} == {"pg-1": 400, "pg-2": 400, "pg-3": 401}
     probes = [(u, kw) for u, kw in calls if kw["method"] == "PATCH"]
-    assert sorted(u for u, _kw in probes) == ["https://10.0.0.11:8008/config", "https://10.0.0.12:8008/config",
-                                             "https://10.0.0.13:8008/config"]
+    urls = ["https://10.0.0.11:8008/config", "https://10.0.0.12:8008/config", "https://10.0.0.13:8008/config"]
+    assert sorted(u for u, _kw in probes) == urls
     assert all(json.loads(kw["data"]) == {} and kw["force_basic_auth"] for _u, kw in probes)
     problems = p.auth_problems(answers, expected_members=3)
     assert problems == ["member pg-3 refuses the REST API user's password (HTTP 401)"]
