@@ -35,9 +35,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 try:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 except ImportError:  # pragma: no cover (Python 2)
-    from collections import Iterable, Mapping
+    from collections import Mapping
 
 
 class EncodeError(ValueError):
@@ -230,9 +230,10 @@ def plain_data(data):
         return native_text(data)
     if isinstance(data, Mapping):
         return dict((plain_data(k), plain_data(v)) for k, v in data.items())
-    if isinstance(data, (list, tuple, set, frozenset)) or (
-            isinstance(data, Iterable) and not isinstance(data, (bytes, bytearray)) and hasattr(data, "__len__")):
+    if isinstance(data, (list, tuple, set, frozenset)):
         return [plain_data(item) for item in data]
+    # anything else is text: ansible-core 2.18's AnsibleVaultEncryptedUnicode (a Sequence, not a
+    # str) and 2.19's EncryptedString give their decrypted value
     return native_text(data)
 
 

@@ -21,6 +21,7 @@ skipped without it.
 """
 
 import base64
+import collections.abc
 import http.server
 import json
 import os
@@ -136,6 +137,29 @@ def test_yaml_document_writes_vault_values_as_text():
     out = flt.FilterModule().filters()["yaml_document"]({"password": secret, "list": [secret]})
     assert out == "list:\n- correct horse\npassword: correct horse\n"
     assert encode.systemd_env_value(secret) == '"correct horse"'
+
+
+class _OldVaultValue(collections.abc.Sequence):
+    """Like ansible-core 2.18's AnsibleVaultEncryptedUnicode: a Sequence (not a str) whose
+    str() is the decrypted value."""
+
+    def __init__(self, text):
+        self._text = text
+
+    def __str__(self):
+        return self._text
+
+    def __len__(self):
+        return len(self._text)
+
+    def __getitem__(self, index):
+        return self._text[index]
+
+
+def test_plain_data_reads_an_old_vault_value_as_text():
+    assert encode.plain_data({"p": _OldVaultValue("correct horse"), "l": (1, "a")}) == {"p": "correct horse",
+                                                                                      "l": [1, "a"]}
+    assert encode.yaml_string(_OldVaultValue("x y")) == '"x y"'
 
 
 @pytest.mark.parametrize("name", ["yaml_string", "yaml_document"])
