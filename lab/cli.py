@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     mc.add_argument("--label", required=True)
     mc.add_argument("--network", required=True)
     mc.add_argument("--out", required=True, help="where to write the instance configs (JSON)")
-    dc = sub.add_parser("docs", help="rewrite README.md's generated sections (port map, variables)")
-    dc.add_argument("--check", action="store_true", help="exit 1 when README.md is out of date")
+    dc = sub.add_parser("docs", help="rewrite the generated sections of README.md (port map, variables) "
+                        "and docs/secrets.md (secrets layout)")
+    dc.add_argument("--check", action="store_true", help="exit 1 when a generated section is out of date")
     md = sub.add_parser("molecule-destroy")
     md.add_argument("--label", required=True)
     md.add_argument("--network", required=True)

@@ -1,8 +1,9 @@
-"""Generated parts of README.md: who talks to whom on which port (from the port map) and a
-variables overview per role (from each role's meta/argument_specs.yml).
+"""Generated parts of the documentation: in README.md who talks to whom on which port (from
+the port map) and a variables overview per role (from each role's meta/argument_specs.yml); in
+docs/secrets.md the secrets layout (from plugins/module_utils/secrets.py, ``layout()``).
 
-    python -m lab docs           # rewrite the generated sections of README.md
-    python -m lab docs --check   # exit 1 when README.md is out of date (make test runs this)
+    python -m lab docs           # rewrite the generated sections
+    python -m lab docs --check   # exit 1 when a file is out of date (make test runs this)
 
 A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and
 ``<!-- END GENERATED: name -->``; everything else in the README is written by hand.
@@ -15,10 +16,12 @@ import re
 
 import yaml
 
+from . import collection
 from .report import port_map
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+SECRETS_DOC = os.path.join(ROOT, "docs", "secrets.md")
 
 
 def _site_roles() -> list[str]:
@@ -98,14 +101,31 @@ def variables_overview() -> str:
     return "\n".join(out).rstrip()
 
 
-SECTIONS = {"port-map": port_diagram, "variables": variables_overview}
+def secrets_layout() -> str:
+    """The secrets directory's layout, one row per kind of secret (secrets.layout())."""
+    secrets = collection.module_utils("secrets")
+    lines = ["| path under `hardened_stack_secrets_dir` | lookup kind and parameters | what it is | "
+             "made by (producer) | replaced by the vault variable | generated |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for pattern, kind, producer, description, vault, length in secrets.layout():
+        params = ", ".join(f"`{p}`" + (f" (`{collection.SECRET_PARAMETERS[kind][p]}`)"
+                                       if p in collection.SECRET_PARAMETERS.get(kind, {}) else "")
+                           for p in secrets.KINDS[kind].params)
+        lines.append(f"| `{pattern}` | `{kind}`{': ' + params if params else ''} | {_one_line(description)} | "
+                     f"`{producer}` | {_one_line(vault)} | {length} letters and digits |")
+    return "\n".join(lines)
 
 
-def render(text: str) -> str:
-    for name, fn in SECTIONS.items():
+# file -> {section name: generator}
+SECTIONS = {README: {"port-map": port_diagram, "variables": variables_overview},
+            SECRETS_DOC: {"secrets-layout": secrets_layout}}
+
+
+def render(text: str, sections: dict | None = None, where: str = "README.md") -> str:
+    for name, fn in (SECTIONS[README] if sections is None else sections).items():
         begin, end = f"<!-- BEGIN GENERATED: {name} -->", f"<!-- END GENERATED: {name} -->"
         if begin not in text or end not in text:
-            raise SystemExit(f"README.md has no {begin} ... {end} section")
+            raise SystemExit(f"{where} has no {begin} ... {end} section")
         head, rest = text.split(begin, 1)
         tail = rest.split(end, 1)[1]
         text = f"{head}{begin}\n{fn()}\n{end}{tail}"
@@ -113,15 +133,20 @@ def render(text: str) -> str:
 
 
 def main(check: bool = False) -> int:
-    with open(README, encoding="utf-8") as fh:
-        current = fh.read()
-    wanted = render(current)
-    if check:
-        if wanted != current:
-            print("README.md is out of date: run `python -m lab docs`")
-            return 1
-        return 0
-    if wanted != current:
-        with open(README, "w", encoding="utf-8") as fh:
-            fh.write(wanted)
+    stale = []
+    for path, sections in SECTIONS.items():
+        where = os.path.relpath(path, ROOT)
+        with open(path, encoding="utf-8") as fh:
+            current = fh.read()
+        wanted = render(current, sections, where)
+        if wanted == current:
+            continue
+        if check:
+            stale.append(where)
+        else:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(wanted)
+    if stale:
+        print(f"{', '.join(stale)} out of date: run `python -m lab docs`")
+        return 1
     return 0
