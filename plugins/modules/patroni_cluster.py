@@ -42,7 +42,7 @@ options:
       - C(pause) / C(resume) turn maintenance mode on / off.
       - C(wait_healthy) only waits until the cluster is healthy.
       - C(wait_auth) waits until every member's REST API accepts O(username) and O(password)
-        (after a password change and a Patroni reload: Patroni applies a new
+        (after a password change and a Patroni reload; Patroni applies a new
         C(restapi.authentication) at its next loop after SIGHUP). The probe is an empty
         C(PATCH /config), which Patroni refuses after authentication (HTTP 400) and before it
         (HTTP 401); nothing changes. Needs O(client_cert) when the API verifies clients.
