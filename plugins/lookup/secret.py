@@ -8,7 +8,8 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: secret
-author: hardened.stack contributors
+author:
+  - hardened.stack contributors (@hardened-stack)
 version_added: 0.1.0
 short_description: Read (or, for its producing role, create) a generated secret on the controller
 description:

@@ -152,8 +152,8 @@ def test_the_vault_variable_wins_and_the_file_is_not_needed(home, tmp_path):
 def test_parallel_producers_on_many_hosts_agree(home, tmp_path):
     """Ten hosts, ten forks, each templating the producer's lookup in its own process."""
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts:\n" + "".join("    h%d:\n      ansible_connection: local\n" % i
-                                                     for i in range(10)))
+    hosts = "".join("    h%d:\n      ansible_connection: local\n" % i for i in range(10))
+    inventory.write_text("all:\n  hosts:\n" + hosts)
     expr = "{{ lookup('hardened.stack.secret', 'postgresql', cluster='hs', user='replicator', create=true) }}"
     result = run(home, expr, inventory=inventory, pattern="all", forks=10,
                  extra={"hardened_stack_secrets_dir": str(tmp_path / "s")})

@@ -242,7 +242,7 @@ def _parents(rel):
 
 
 def test_generated_values_differ():
-    values = {secrets.generate("redis") for _ in range(50)}
+    values = {secrets.generate("redis") for dummy in range(50)}
     assert len(values) == 50
     assert all(len(v) == 32 and set(v) <= ALNUM for v in values)
     assert len(secrets.generate("backup_cipher")) == 48
@@ -285,7 +285,7 @@ def test_concurrent_producers_in_threads_agree_on_one_value(tmp_path):
         except Exception as exc:  # noqa: BLE001 (collected and asserted below)
             errors.append(exc)
 
-    threads = [threading.Thread(target=producer) for _ in range(count)]
+    threads = [threading.Thread(target=producer) for dummy in range(count)]
     for t in threads:
         t.start()
     for t in threads:
