@@ -35,6 +35,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -192,6 +193,18 @@ def secret(kind: str, *, on: str, vault: str | None = None, scenario: str | None
     hardened_stack_secrets_dir, read with the collection's secrets module (parameters the host's
     variables do not give, e.g. ``user="app"``, in ``params``)."""
     return collection.secret(kind, rendered(on, collection.secret_expressions(kind, vault), scenario), **params)
+
+
+def wait(predicate, timeout: float = 90, step: float = 1.0):
+    """Poll ``predicate`` until it returns something true (returned), at most ``timeout``
+    seconds; then its last answer."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
 
 
 def playbook(*args: str, cwd: str, timeout: int = 1200, env: dict | None = None) -> tuple[int, str]:

@@ -20,7 +20,6 @@ import shlex
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -83,14 +82,7 @@ def healthy(expected=3):
         and m.get("timeline") == lead[0].get("timeline") for m in reps))
 
 
-def wait(predicate, timeout=90, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+wait = verifier.wait
 
 
 def psql(name, sql, *, user="app", addr=LB, port=WRITE, db="appdb", sslmode="verify-full", password=None):

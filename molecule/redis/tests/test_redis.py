@@ -54,14 +54,7 @@ def node_of(ip):
     return next(n for n, a in NODES.items() if a == ip)
 
 
-def wait(predicate, timeout=90, step=1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+wait = verifier.wait
 
 
 playbook = functools.partial(verifier.playbook, cwd=SCENARIO, timeout=900)
