@@ -34,10 +34,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-try:
-    from collections.abc import Mapping
-except ImportError:  # pragma: no cover (Python 2)
-    from collections import Mapping
+from ansible.module_utils.six.moves.collections_abc import Mapping
 
 
 class EncodeError(ValueError):

@@ -29,8 +29,8 @@ import subprocess
 import time
 
 import pytest
-from test_encode_corpus import (CORPUS, LINE_BREAKS, SENTINEL_CORPUS, fixture_procs, free_port, parse_env_file,  # noqa: F401 (fixture)
-                                render, shell_env, until)
+import test_encode_corpus as corpus
+from test_encode_corpus import CORPUS, LINE_BREAKS, SENTINEL_CORPUS, free_port, parse_env_file, render, shell_env, until
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
@@ -39,6 +39,7 @@ from ansible_collections.hardened.stack.plugins.module_utils import encode
 SERVER = shutil.which("redis-server")
 SENTINEL = shutil.which("redis-sentinel")
 needs_redis = pytest.mark.skipif(not SERVER or not SENTINEL, reason="redis-server/redis-sentinel not installed")
+fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 
 def test_port_matches_systemd_documented_examples():

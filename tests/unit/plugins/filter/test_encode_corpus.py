@@ -226,7 +226,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-
 def until(check, timeout=15):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -235,7 +234,6 @@ def until(check, timeout=15):
             return got
         time.sleep(0.1)
     return check()
-
 
 
 @pytest.fixture(name="procs")

@@ -33,7 +33,8 @@ import urllib.request
 
 import pytest
 import yaml
-from test_encode_corpus import CORPUS, LINE_BREAKS, fixture_procs, free_port, render, task_template, until  # noqa: F401
+import test_encode_corpus as corpus
+from test_encode_corpus import CORPUS, LINE_BREAKS, free_port, render, task_template, until
 
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.vault import VaultedValue
@@ -59,6 +60,7 @@ ALERTMANAGER = _binary(["prometheus-alertmanager", "alertmanager"], "alertmanage
 needs_pgbackrest = pytest.mark.skipif(not PGBACKREST, reason="pgbackrest not installed (apt-get install pgbackrest)")
 needs_prometheus = pytest.mark.skipif(not PROMETHEUS, reason="prometheus binary not found")
 needs_alertmanager = pytest.mark.skipif(not ALERTMANAGER, reason="prometheus-alertmanager binary not found")
+fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 # Debian's Alertmanager reads its default notification templates from this fixed directory.
 AM_TEMPLATES = "/usr/share/prometheus/alertmanager"
 
@@ -76,6 +78,7 @@ def _alertmanager_command(tmp_path, args):
     (share / "prometheus" / "alertmanager").symlink_to(unpacked)
     return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /usr/share && exec "$@"', str(share),
             ALERTMANAGER, *args]
+
 
 # Characters YAML does not allow raw, or reads as line breaks.
 YAML_AWKWARD = ["\x85nel", "line\u2028sep", "para\u2029sep", "del\x7f", "esc\x1b[0m", "\ufeffbom", "c1\x9f",
@@ -157,8 +160,8 @@ class _OldVaultValue(collections.abc.Sequence):
 
 
 def test_plain_data_reads_an_old_vault_value_as_text():
-    assert encode.plain_data({"p": _OldVaultValue("correct horse"), "l": (1, "a")}) == {"p": "correct horse",
-                                                                                      "l": [1, "a"]}
+    got = encode.plain_data({"p": _OldVaultValue("correct horse"), "l": (1, "a")})
+    assert got == {"p": "correct horse", "l": [1, "a"]}
     assert encode.yaml_string(_OldVaultValue("x y")) == '"x y"'
 
 
@@ -359,7 +362,8 @@ def fixture_http_recorder():
 
 def _credentials(header):
     assert header and header.startswith("Basic "), header
-    user, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    user, colon, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    assert colon
     return user, password
 
 
