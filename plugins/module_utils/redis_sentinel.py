@@ -28,6 +28,16 @@ COMPARABLE_SETTINGS = ("quorum", "down-after-milliseconds", "failover-timeout", 
 # Settings SENTINEL SET accepts but never reports (secrets, scripts): only set on request.
 WRITE_ONLY_SETTINGS = ("auth-pass", "auth-user", "notification-script", "client-reconfig-script")
 KNOWN_SETTINGS = COMPARABLE_SETTINGS + WRITE_ONLY_SETTINGS
+# Sentinel's own settings (SENTINEL CONFIG GET/SET, one name per call on Redis 7.0): the user
+# and password it logs in with at the other Sentinels, what it announces, name resolution.
+# SENTINEL CONFIG SET sentinel-user/sentinel-pass drops the links to the other Sentinels,
+# which reconnect with the new credentials (sentinel.c, sentinelConfigSetCommand, Redis 7.0.15
+# and Valkey 8.0).
+SENTINEL_CONFIG_SETTINGS = ("sentinel-user", "sentinel-pass", "announce-ip", "announce-port",
+                            "resolve-hostnames", "announce-hostnames")
+# Never shown: masked in diffs and results.
+SECRET_SETTINGS = ("auth-pass", "sentinel-pass")
+MASK = "********"
 
 
 class SentinelSettingsError(ValueError):
@@ -108,14 +118,31 @@ def normalise_settings(settings):
     return out
 
 
-def settings_diff(current, wanted, write_only_always=False):
+def normalise_sentinel_config(settings):
+    """Sentinel's own settings: names with dashes, values as SENTINEL CONFIG GET reports them."""
+    out = {}
+    for key, value in (settings or {}).items():
+        name = str(key).replace("_", "-").lower()
+        if name not in SENTINEL_CONFIG_SETTINGS:
+            raise SentinelSettingsError("unknown Sentinel configuration '%s' (known: %s)"
+                                        % (key, ", ".join(SENTINEL_CONFIG_SETTINGS)))
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        out[name] = "" if value is None else u"%s" % value
+    return out
+
+
+def settings_diff(current, wanted, write_only_always=False, known=None):
     """What SENTINEL SET must change.
 
-    ``current`` is a parsed SENTINEL MASTER entry, ``wanted`` normalised settings. Returns
-    (changes, before, after): ``changes`` an ordered list of (name, value) to send, ``before``
-    and ``after`` dicts for Ansible's diff. Write-only settings (secrets) are sent only when
-    ``write_only_always`` is true and are masked in the diff.
+    ``current`` is a parsed SENTINEL MASTER entry, ``wanted`` normalised settings, ``known``
+    the values of write-only settings read elsewhere (auth-pass and auth-user from the
+    sentinel.conf Sentinel rewrites on every change). Returns (changes, before, after):
+    ``changes`` an ordered list of (name, value) to send, ``before`` and ``after`` dicts for
+    Ansible's diff. Other write-only settings are sent only when ``write_only_always`` is
+    true. Secrets are masked in the diff.
     """
+    known = known or {}
     changes = []
     before = {}
     after = {}
@@ -127,9 +154,17 @@ def settings_diff(current, wanted, write_only_always=False):
             after[name] = value
             if have != value:
                 changes.append((name, value))
+        elif name in known:
+            have = known[name]
+            before[name] = MASK if name in SECRET_SETTINGS and have else have
+            after[name] = MASK if name in SECRET_SETTINGS and value else value
+            if have != value and name in SECRET_SETTINGS:
+                after[name] = MASK + " (another value)"
+            if have != value:
+                changes.append((name, value))
         elif write_only_always:
             # not reported by this Sentinel version (secrets, scripts, newer settings)
-            masked = "********" if name == "auth-pass" else value
+            masked = MASK if name in SECRET_SETTINGS else value
             before[name] = "(not reported by Sentinel)"
             after[name] = masked
             changes.append((name, value))

@@ -41,6 +41,12 @@ options:
   login_password:
     description: Password of O(login_user) (or the Sentinel's C(requirepass)).
     type: str
+  login_passwords:
+    description:
+      - Passwords of O(login_user), tried in this order; the first the Sentinel accepts is used (a new
+        password first, the one the Sentinel may still run with next). Excludes O(login_password).
+    type: list
+    elements: str
   connect_timeout:
     description: Seconds to wait for the connection and for each reply.
     type: float
@@ -79,9 +85,27 @@ options:
     type: dict
     default: {}
   update_write_only:
-    description: Send the write-only settings (C(auth-pass) ...) even though they cannot be compared.
+    description:
+      - Send the write-only settings (C(auth-pass) ...) even though they cannot be compared. Not needed for
+        C(auth-pass) and C(auth-user) when O(config_file) is given.
     type: bool
     default: false
+  sentinel_config:
+    description:
+      - For O(action=set), Sentinel's own settings, compared with C(SENTINEL CONFIG GET) and changed with
+        C(SENTINEL CONFIG SET) one at a time (Redis 7.0 takes one per call): C(sentinel-user) and
+        C(sentinel-pass) (what this Sentinel logs in with at the other Sentinels; changing them drops those
+        links, which reconnect with the new values), C(announce-ip), C(announce-port), C(resolve-hostnames),
+        C(announce-hostnames).
+    type: dict
+    default: {}
+  config_file:
+    description:
+      - The Sentinel's configuration file on the managed host. Sentinel does not report C(auth-pass) and
+        C(auth-user), but it rewrites this file on every change; with O(config_file) they are compared with
+        the file (so sent only when they differ), and after a change the module checks that the file holds
+        the new values (no stale password stays on disk).
+    type: path
   allow_unknown_master:
     description:
       - When the Sentinel cannot be reached or does not monitor O(master_name), return
@@ -90,7 +114,9 @@ options:
     type: bool
     default: false
   wait_timeout:
-    description: Seconds O(action=failover) waits for a new master address.
+    description:
+      - Seconds O(action=failover) waits for a new master address, and O(action=set) for the links to the
+        master after a new C(auth-pass) or C(auth-user).
     type: int
     default: 60
 attributes:
@@ -128,6 +154,21 @@ EXAMPLES = r"""
       down-after-milliseconds: 5000
       failover-timeout: 60000
       parallel-syncs: 1
+    login_user: sentinel
+    login_password: "{{ redis_sentinel_password }}"
+  no_log: true
+
+- name: New passwords for the master and the other Sentinels, compared with sentinel.conf (no restart)
+  hardened.stack.redis_sentinel:
+    master_name: main
+    action: set
+    config_file: /etc/redis/sentinel.conf
+    settings:
+      auth-user: sentinel
+      auth-pass: "{{ redis_sentinel_password }}"
+    sentinel_config:
+      sentinel-user: sentinel
+      sentinel-pass: "{{ redis_sentinel_password }}"
     login_user: sentinel
     login_password: "{{ redis_sentinel_password }}"
   no_log: true
@@ -182,7 +223,7 @@ previous_master:
   returned: when O(action=failover)
   type: str
 changes:
-  description: For O(action=set), the settings sent (names only for secrets).
+  description: For O(action=set), the settings sent (names only), O(sentinel_config) ones included.
   returned: when O(action=set)
   type: list
   elements: str
@@ -195,14 +236,24 @@ error:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hardened.stack.plugins.module_utils.redis_auth import (
+    ConfigSyntaxError,
+    login,
+    sentinel_conf_values,
+    without_secrets,
+)
 from ansible_collections.hardened.stack.plugins.module_utils.resp import (
     RespClient,
     RespConnectionError,
     RespError,
     RespProtocolError,
+    pairs_to_dict,
 )
 from ansible_collections.hardened.stack.plugins.module_utils.redis_sentinel import (
+    MASK,
+    SECRET_SETTINGS,
     SentinelSettingsError,
+    normalise_sentinel_config,
     normalise_settings,
     parse_ckquorum,
     parse_entries,
@@ -243,6 +294,38 @@ def describe(client, name):
     }
 
 
+def reconnected(client, name, timeout):
+    """SENTINEL MASTER once the links are up again (or at ``timeout``; the caller checks flags)."""
+    deadline = time.time() + timeout
+    while True:
+        master = parse_entry(client.execute("SENTINEL", "MASTER", name))
+        if "disconnected" not in master.get("flags", []) or time.time() > deadline:
+            return master
+        time.sleep(0.1)
+
+
+def read_credentials(module, name):
+    """auth-pass/auth-user of master ``name`` and sentinel-user/sentinel-pass from the file."""
+    path = module.params["config_file"]
+    try:
+        with open(path, "rb") as handle:
+            return sentinel_conf_values(handle.read().decode("utf-8", "surrogateescape"), name)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot read %s: %s" % (path, exc.strerror))
+    except ConfigSyntaxError as exc:
+        module.fail_json(msg="%s: %s" % (path, exc))
+
+
+def check_file(module, name, wanted, wanted_global, result):
+    """After a change: the Sentinel rewrote its file with the wanted credentials."""
+    on_disk = read_credentials(module, name)
+    stale = sorted(key for key, value in list(wanted.items()) + list(wanted_global.items())
+                   if key in on_disk and on_disk[key] != value)
+    if stale:
+        module.fail_json(msg="Sentinel accepted the change but %s still holds other values for %s"
+                         % (module.params["config_file"], ", ".join(stale)), **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -250,6 +333,7 @@ def main():
             login_port=dict(type="int", default=26379),
             login_user=dict(type="str"),
             login_password=dict(type="str", no_log=True),
+            login_passwords=dict(type="list", elements="str", no_log=True),
             connect_timeout=dict(type="float", default=3.0),
             tls=dict(type="bool", default=False),
             tls_ca_file=dict(type="path"),
@@ -259,23 +343,30 @@ def main():
             action=dict(type="str", default="info", choices=["info", "set", "failover", "reset"]),
             settings=dict(type="dict", default={}),
             update_write_only=dict(type="bool", default=False),
+            sentinel_config=dict(type="dict", default={}),
+            config_file=dict(type="path"),
             allow_unknown_master=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
+        mutually_exclusive=[("login_password", "login_passwords")],
     )
     p = module.params
     name = p["master_name"]
     action = p["action"]
     try:
         wanted = normalise_settings(p["settings"])
+        wanted_global = normalise_sentinel_config(p["sentinel_config"])
     except SentinelSettingsError as exc:
         module.fail_json(msg=str(exc))
-    if wanted and action != "set":
-        module.fail_json(msg="settings are only used with action=set")
-    for secret in ("auth-pass",):
-        if secret in wanted:
-            module.no_log_values.add(wanted[secret])
+    if (wanted or wanted_global) and action != "set":
+        module.fail_json(msg="settings and sentinel_config are only used with action=set")
+    secrets = [p["login_password"] or ""] + list(p["login_passwords"] or [])
+    for secret in SECRET_SETTINGS:
+        for given in (wanted, wanted_global):
+            if given.get(secret):
+                module.no_log_values.add(given[secret])
+                secrets.append(given[secret])
 
     client = RespClient(host=p["login_host"], port=p["login_port"], username=p["login_user"],
                         password=p["login_password"], timeout=p["connect_timeout"], tls=p["tls"],
@@ -284,19 +375,33 @@ def main():
     try:
         try:
             client.connect()
+            if p["login_passwords"]:
+                login(client, p["login_user"], p["login_passwords"])
             result.update(describe(client, name))
         except (RespConnectionError, RespError, RespProtocolError) as exc:
             # Before the first bootstrap the Sentinel may be absent, run Debian's default
             # configuration (other master name, no ACL user) or be starting up.
             if action == "info" and p["allow_unknown_master"]:
-                result["error"] = str(exc)
+                result["error"] = without_secrets(exc, secrets)
                 module.exit_json(**result)
             raise
 
         if action == "set":
-            changes, before, after = settings_diff(result["master"], wanted, p["update_write_only"])
-            result["changes"] = [c[0] for c in changes]
-            if changes:
+            known = read_credentials(module, name) if p["config_file"] else {}
+            changes, before, after = settings_diff(result["master"], wanted, p["update_write_only"], known)
+            global_changes = []
+            for key in sorted(wanted_global):
+                have = pairs_to_dict(client.execute("SENTINEL", "CONFIG", "GET", key)).get(key)
+                if have is None:
+                    module.fail_json(msg="this Sentinel does not report '%s' (SENTINEL CONFIG GET)" % key, **result)
+                have = u"%s" % have
+                if have != wanted_global[key]:
+                    global_changes.append((key, wanted_global[key]))
+                    hidden = key in SECRET_SETTINGS
+                    before[key] = MASK if hidden and have else have
+                    after[key] = (MASK + " (another value)") if hidden else wanted_global[key]
+            result["changes"] = [c[0] for c in changes + global_changes]
+            if changes or global_changes:
                 result["changed"] = True
                 result["diff"] = {"before": before, "after": after,
                                   "before_header": "sentinel %s" % name, "after_header": "sentinel %s" % name}
@@ -304,8 +409,17 @@ def main():
                     args = []
                     for key, value in changes:
                         args += [key, value]
-                    client.execute("SENTINEL", "SET", name, *args)
+                    if args:
+                        client.execute("SENTINEL", "SET", name, *args)
+                    for key, value in global_changes:
+                        client.execute("SENTINEL", "CONFIG", "SET", key, value)
                     result["master"] = parse_entry(client.execute("SENTINEL", "MASTER", name))
+                    if any(key in ("auth-pass", "auth-user") for key, dummy in changes):
+                        # SENTINEL SET auth-pass/auth-user closed the links to the master:
+                        # report the master once Sentinel is connected again.
+                        result["master"] = reconnected(client, name, min(p["wait_timeout"], 15))
+                    if p["config_file"]:
+                        check_file(module, name, wanted, wanted_global, result)
 
         elif action == "reset":
             result["changed"] = True
@@ -329,9 +443,10 @@ def main():
                     time.sleep(0.5)
                 result.update(describe(client, name))
     except RespConnectionError as exc:
-        module.fail_json(msg=str(exc), **result)
+        module.fail_json(msg=without_secrets(exc, secrets), **result)
     except (RespError, RespProtocolError) as exc:
-        module.fail_json(msg="Sentinel %s:%s: %s" % (p["login_host"], p["login_port"], exc), **result)
+        module.fail_json(msg="Sentinel %s:%s: %s" % (p["login_host"], p["login_port"], without_secrets(exc, secrets)),
+                         **result)
     finally:
         client.close()
     module.exit_json(**result)
