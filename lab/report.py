@@ -190,8 +190,11 @@ def stack_health(specs: list[dict], member: dict[str, set[str]], inventory: str)
         linked = sum(1 for i, field in enumerate(lines[:-1]) if field == "flags" and lines[i + 1] == "slave")
         known = lines.count("flags")
         master = " ".join(addr.split()) or "no answer"
+        # "ADDRESS PORT" when Sentinel answered; anything else is an error (NOAUTH after a
+        # refused password, which redis-cli reports on stderr)
+        answered = len(addr.split()) == 2 and addr.split()[1].isdigit()
         out.append(("Redis master (Sentinel)", f"{master} ({linked} linked replica(s) of {known} known)",
-                    bool(addr.split()) and linked == known))
+                    answered and linked == known))
     if of["monitoring"]:
         mon = of["monitoring"][0]
         body = _get(mon["address"], url(mon, "prometheus", "/api/v1/targets?state=active"),
