@@ -40,6 +40,9 @@ error. ``htpasswd_user``: the same, and no leading ``#`` (nginx's htpasswd reade
 Every encoder refuses NUL and text that is not valid UTF-8. A refusal is an
 ``AnsibleFilterError`` naming the filter and the reason, never the value.
 
+``nginx_string``: a double-quoted nginx directive parameter (``\\`` ``"`` escaped); ``$`` (a
+variable to nginx), control characters but tab, and 4096 bytes or more are errors.
+
 ``encode_problems``: ``{variable: value} | encode_problems('redis_sentinel_token')`` (or a list
 of formats) -> list of ``"variable: reason"`` for the preflight (empty values skipped).
 """
@@ -55,7 +58,7 @@ from ansible_collections.hardened.stack.plugins.module_utils import encode
 # filter name -> module_utils function; each one encodes a value for one format
 _FILTERS = ("pgpass_field", "patroni_pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token",
             "systemd_env_value", "yaml_string", "pgbackrest_value", "prometheus_password", "bcrypt_password",
-            "basic_auth_user", "htpasswd_user")
+            "basic_auth_user", "htpasswd_user", "nginx_string")
 
 
 def _wrap(name, func):

@@ -27,6 +27,7 @@ prometheus_password         a basic auth password Prometheus reads (``password_f
 bcrypt_password             a password checked against a bcrypt hash (exporter-toolkit, nginx)
 basic_auth_user             an HTTP basic auth user name
 htpasswd_user               the user name of an nginx htpasswd line
+nginx_string                a double-quoted nginx directive parameter (add_header values)
 ==========================  ===========================================================
 """
 
@@ -349,6 +350,31 @@ def basic_auth_user(value):
     return text
 
 
+NGX_CONF_BUFFER = 4096
+
+
+def nginx_string(value):
+    """``value`` -> ``str``: one double-quoted parameter of an nginx configuration directive
+    whose value nginx interpolates (``add_header``, ``return``, ``auth_basic``...), as nginx
+    reads it (``ngx_conf_read_token`` in src/core/ngx_conf_file.c): ``\\`` and ``"`` get a
+    backslash; everything else (spaces, ``'``, ``;``, ``{``, ``#``, tabs, non-ASCII letters)
+    is written as it is inside the quotes.
+
+    Raises :class:`EncodeError` on ``$`` (nginx reads it as a variable and has no escape for
+    it), on a control character other than tab (a line break would end an HTTP header), on
+    a parameter of 4096 bytes or more (nginx's token buffer), NUL and text that is not valid
+    UTF-8."""
+    text = _text(value, "an nginx configuration string")
+    if u"$" in text:
+        raise EncodeError("an nginx configuration string cannot hold $ (nginx reads it as a variable)")
+    if any((ord(ch) < 0x20 and ch != u"\t") or ord(ch) == 0x7F for ch in text):
+        raise EncodeError("an nginx configuration string cannot hold a control character (line breaks included)")
+    out = u'"' + text.replace(u"\\", u"\\\\").replace(u'"', u'\\"') + u'"'
+    if len(out.encode("utf-8")) >= NGX_CONF_BUFFER:
+        raise EncodeError("an nginx configuration string cannot be longer than %d bytes" % (NGX_CONF_BUFFER - 3))
+    return out
+
+
 def htpasswd_user(value):
     """``value`` -> ``str``: the user name of an nginx htpasswd line (``user:hash``),
     unchanged. nginx (``ngx_http_auth_basic_handler``) compares the name byte for byte up to
@@ -375,6 +401,7 @@ ENCODERS = {
     "bcrypt_password": bcrypt_password,
     "basic_auth_user": basic_auth_user,
     "htpasswd_user": htpasswd_user,
+    "nginx_string": nginx_string,
 }
 
 

@@ -56,7 +56,7 @@ def test_filters_registered():
     assert set(flt.FilterModule().filters()) == {
         "pgpass_field", "patroni_pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token",
         "systemd_env_value", "yaml_string", "yaml_document", "pgbackrest_value", "prometheus_password",
-        "bcrypt_password", "basic_auth_user", "htpasswd_user", "encode_problems"}
+        "bcrypt_password", "basic_auth_user", "htpasswd_user", "nginx_string", "encode_problems"}
 
 
 @pytest.mark.parametrize(("value", "expected"), [
