@@ -344,6 +344,10 @@ SECRET_FORMATS = (
     ("app_db_password", "value", ("systemd_env_value",), "the app's environment file"),
     ("app_redis_password", "value", ("systemd_env_value",), "the app's environment file"),
     ("app_sentinel_password", "value", ("systemd_env_value",), "the app's environment file"),
+    # the old passwords the app keeps as a fallback during a password change
+    ("app_db_password_previous", "value", ("systemd_env_value",), "the app's environment file"),
+    ("app_redis_password_previous", "value", ("systemd_env_value",), "the app's environment file"),
+    ("app_sentinel_password_previous", "value", ("systemd_env_value",), "the app's environment file"),
     ("app_environment", "values", ("systemd_env_value",), "the app's environment file"),
     ("app_secret_environment", "values", ("systemd_env_value",), "the app's environment file"),
     ("exporters_auth_password", "value", _BASIC_AUTH, "Prometheus' password file, the bcrypt hashes"),

@@ -11,6 +11,7 @@ contacted.
 # ruff: noqa: S105, S106 (the passwords are the defects under test)
 import glob
 import os
+import re
 
 import inventory_harness as harness
 import pytest
@@ -34,9 +35,14 @@ def _role_defaults():
     return out
 
 
+# A role variable that holds a secret (``*_password``, ``*_password_previous``, ...).
+SECRET_NAME = re.compile(r"(_password|_passphrase|_secret|_token|_cipher_pass)(_previous|_new|_old)?$|_secret_environment$")
+
+
 def test_table_covers_every_secret_variable_of_the_roles():
     defaults = _role_defaults()
-    secret_names = {n for n in defaults if n.endswith(ic.SECRET_SUFFIXES) or n in ic.SECRET_NAMES}
+    secret_names = {n for n in defaults if SECRET_NAME.search(n) or n in ic.SECRET_NAMES}
+    assert "app_db_password_previous" in secret_names and "postgresql_generate_passwords" not in secret_names
     assert secret_names - set(ic.ENCODED_VARS) == set()
     assert set(ic.ENCODED_VARS) - set(defaults) == set()  # no misspelt name
     for _name, shape, formats, where in ic.SECRET_FORMATS:
@@ -59,6 +65,9 @@ BAD = {
     "app_db_password": ("a\x00b", "systemd environment file value cannot hold a NUL"),
     "app_redis_password": ("a\x00b", "NUL"),
     "app_sentinel_password": ("a\x00b", "NUL"),
+    "app_db_password_previous": ("a\x00b", "NUL"),
+    "app_redis_password_previous": ("a\x00b", "NUL"),
+    "app_sentinel_password_previous": ("a\x00b", "NUL"),
     "app_environment": ({"GOOD": "ok", "BAD": "a\x00b"}, "NUL"),
     "app_secret_environment": ({"TOKEN": "a\x00b"}, "NUL"),
     "exporters_auth_password": ("x" * 73, "longer than 72 bytes"),
