@@ -36,7 +36,8 @@ def _role_defaults():
 
 
 # A role variable that holds a secret (``*_password``, ``*_password_previous``, ...).
-SECRET_NAME = re.compile(r"(_password|_passphrase|_secret|_token|_cipher_pass)(_previous|_new|_old)?$|_secret_environment$")
+SECRET_NAME = re.compile(r"(_password|_passphrase|_secret|_token|_cipher_pass)(_previous|_new|_old)?$"
+                         r"|_secret_environment$")
 
 
 def test_table_covers_every_secret_variable_of_the_roles():
