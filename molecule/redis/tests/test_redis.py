@@ -5,6 +5,7 @@ tests then prove that converge leaves the new topology alone.
 """
 
 import functools
+import json
 import os
 import shlex
 import sys
@@ -239,3 +240,137 @@ def test_bad_input_stops_before_any_change(extra, limit, message):
     assert message in out, out[-3000:]
     rows = recap(out)
     assert rows and all(r.get("changed", -1) == 0 for r in rows.values()), out[-3000:]
+
+
+# -- changed passwords (issue 16): a rerun with new vault values -----------------------------------
+
+# Vault-style values (spaces, quotes, $, #, \, non-ASCII); Sentinel's must be one bare word.
+NEW_PASSWORDS = {
+    "admin": "adm new 'pw' $HOME #1 \\",
+    "app": "app new \"pw\" %s #2 ü",
+    "replication": "repl new pw \\ \"q\" #3",
+    "sentinel": "Sent$new#4!%\\x",
+    "exporter": "exp new pw  ",
+}
+SERVER_USERS = ("admin", "app", "replication", "sentinel", "exporter")
+SENTINEL_USERS = ("sentinel", "admin", "app", "exporter")
+
+
+def login(name, user, password, port=6379, binary="redis-cli"):
+    """What a fresh login as ``user`` gets: PONG, or redis-cli's AUTH error (WRONGPASS ...)."""
+    res = host(name).run(f"REDISCLI_AUTH={shlex.quote(password)} {binary} -h 127.0.0.1 -p {port} --user {user} "
+                         "--no-auth-warning PING")
+    return (res.stdout + res.stderr).strip()
+
+
+def as_admin(name, password, *args, port=6379):
+    return host(name).run(f"REDISCLI_AUTH={shlex.quote(password)} redis-cli -h 127.0.0.1 -p {port} --user admin "
+                          "--no-auth-warning " + " ".join(args)).stdout.strip()
+
+
+def fields(flat):
+    lines = flat.splitlines()
+    return dict(zip(lines[::2], lines[1::2], strict=False))
+
+
+def main_pids():
+    """MainPID of every server and Sentinel: unchanged = nothing restarted."""
+    return {(n, unit): host(n).run(f"systemctl show -p MainPID --value {unit}").stdout.strip()
+            for n in NODES for unit in ("redis-server", "redis-sentinel")}
+
+
+def sentinel_healthy(name, admin_password):
+    """This Sentinel sees the master up, both replicas up, the two other Sentinels up."""
+    master = fields(as_admin(name, admin_password, "SENTINEL", "MASTER", "main", port=26379))
+    replicas = as_admin(name, admin_password, "SENTINEL", "REPLICAS", "main", port=26379)
+    peers = as_admin(name, admin_password, "SENTINEL", "SENTINELS", "main", port=26379)
+    lines = (replicas + "\n" + peers).splitlines()
+    flags = [lines[i + 1] for i in range(len(lines) - 1) if lines[i] == "flags"]
+    return (master.get("flags") == "master" and master.get("num-slaves") == "2"
+            and master.get("num-other-sentinels") == "2" and len(flags) == 4
+            and not [f for f in flags if "down" in f or "disconnected" in f])
+
+
+def test_changed_passwords_converge_without_wrongpass_and_old_ones_are_refused(tmp_path):
+    old = {u: secret(u) for u in SERVER_USERS}
+    old_valkey = {u: secret(u, cluster="valkey") for u in SERVER_USERS}
+    master = node_of(master_ip())
+    pids = main_pids()
+    links = as_admin(master, old["admin"], "CLIENT", "LIST", "TYPE", "replica")
+    link_ids = sorted(line.split()[0] for line in links.splitlines())
+    assert len(link_ids) == 2, links
+    # a Sentinel event subscriber for the whole run (logged in before: it stays connected)
+    watcher = next(n for n in NODES if n != master)
+    host(watcher).run(f"REDISCLI_AUTH={shlex.quote(old['admin'])} setsid nohup timeout 900 redis-cli -h 127.0.0.1 "
+                      "-p 26379 --user admin --no-auth-warning psubscribe '+sdown' '+odown' '+switch-master' "
+                      "> /tmp/hs-sentinel-events 2>&1 < /dev/null &")
+    extra = tmp_path / "vault.json"  # a file: the values stay out of the process list
+    extra.write_text(json.dumps({f"redis_{u}_password": v for u, v in NEW_PASSWORDS.items()}))
+
+    rc, out = playbook("converge.yml", "-e", f"@{extra}")
+    assert rc == 0, out[-3000:]
+    assert "WRONGPASS" not in out and "NOAUTH" not in out, out[-3000:]
+    # nothing restarted, no replication link cut, the master stayed
+    assert main_pids() == pids, "a password change restarted something"
+    links = as_admin(master, NEW_PASSWORDS["admin"], "CLIENT", "LIST", "TYPE", "replica")
+    assert sorted(line.split()[0] for line in links.splitlines()) == link_ids, links
+    assert master_ip_as(NEW_PASSWORDS["admin"]) == NODES[master]
+    # every old password refused, every new one accepted, on every server and Sentinel
+    for name in NODES:
+        for user in SERVER_USERS:
+            assert "WRONGPASS" in login(name, user, old[user]), (name, user)
+            assert login(name, user, NEW_PASSWORDS[user]) == "PONG", (name, user)
+        for user in SENTINEL_USERS:
+            assert "WRONGPASS" in login(name, user, old[user], port=26379), (name, user, "Sentinel")
+            assert login(name, user, NEW_PASSWORDS[user], port=26379) == "PONG", (name, user, "Sentinel")
+    for user in SERVER_USERS:  # the Valkey set rotated the same way
+        assert "WRONGPASS" in login(VALKEY, user, old_valkey[user], binary="valkey-cli"), user
+        assert login(VALKEY, user, NEW_PASSWORDS[user], binary="valkey-cli") == "PONG", user
+    # no old password left in any file, Sentinel's own rewrite included; the replicas'
+    # masterauth is the new one (CONFIG REWRITE wrote it to the main file)
+    for name in NODES:
+        h = host(name)
+        for path in ("/etc/redis/sentinel.conf", "/etc/redis/redis.conf", "/etc/redis/hardened-stack.conf"):
+            text = h.file(path).content_string
+            assert not [u for u in SERVER_USERS if old[u] in text], (name, path)
+        conf = h.file("/etc/redis/sentinel.conf").content_string
+        assert f"sentinel auth-pass main {NEW_PASSWORDS['sentinel']}\n" in conf
+        assert f"sentinel sentinel-pass {NEW_PASSWORDS['sentinel']}\n" in conf
+        assert as_admin(name, NEW_PASSWORDS["admin"], "CONFIG", "GET", "masterauth").splitlines()[1] \
+            == NEW_PASSWORDS["replication"]
+        assert h.file("/etc/hardened-stack/redis/redis-admin").mode == 0o600
+    # Sentinel sees the master, its replicas and the other Sentinels, also after a restart
+    assert wait(lambda: all(sentinel_healthy(n, NEW_PASSWORDS["admin"]) for n in NODES), timeout=30)
+    restarted = next(n for n in NODES if n not in (master, watcher))
+    host(restarted).run("systemctl restart redis-sentinel")
+    time.sleep(12)  # longer than down-after-milliseconds (5000): a refused login would show by now
+    pids = main_pids()
+    assert wait(lambda: all(sentinel_healthy(n, NEW_PASSWORDS["admin"]) for n in NODES), timeout=30)
+    for name in NODES:
+        out_ck = as_admin(name, NEW_PASSWORDS["admin"], "SENTINEL", "CKQUORUM", "main", port=26379)
+        assert out_ck.startswith("OK 3 usable Sentinels"), (name, out_ck)
+    host(watcher).run("pkill -f 'psubscribe [+]sdown' || true")
+    events = host(watcher).file("/tmp/hs-sentinel-events").content_string
+    assert events.startswith("psubscribe"), events  # the watcher was subscribed all along
+    # no event about the master or a replica (+sdown master ..., +sdown slave ..., +switch-master)
+    assert not [e for e in events.splitlines() if e.startswith(("master ", "slave ", "main "))], events
+
+    # the same values again: nothing changes
+    rc, out = playbook("converge.yml", "-e", f"@{extra}")
+    assert rc == 0, out[-3000:]
+    rows = recap(out)
+    assert rows and all(r.get("changed", -1) == 0 for r in rows.values()), changed_tasks(out)
+
+    # back to the generated values (the secrets directory's files): converges the same way
+    rc, out = playbook("converge.yml")
+    assert rc == 0, out[-3000:]
+    assert "WRONGPASS" not in out, out[-3000:]
+    for name in NODES:
+        assert login(name, "app", old["app"]) == "PONG" and "WRONGPASS" in login(name, "app", NEW_PASSWORDS["app"])
+    assert wait(lambda: all(sentinel_healthy(n, old["admin"]) for n in NODES), timeout=30)
+    assert main_pids() == pids, "going back to the generated passwords restarted something"
+    assert master_ip() == NODES[master]
+
+
+def master_ip_as(admin_password, name="redis-1"):
+    return as_admin(name, admin_password, "SENTINEL", "get-master-addr-by-name", "main", port=26379).splitlines()[0]
