@@ -183,8 +183,12 @@ def rotated(inv: addresses.Inventory, tiers: list[str]) -> list[dict]:
                             "args": {"user": user, "endpoint": "redis_sentinel" if user == "sentinel" else "redis"}})
     if "monitoring" in tiers and first["monitoring"]:
         if not hv.get(first["monitoring"], {}).get("exporters_auth_password"):
-            out.append({"kind": "monitoring", "params": {}, "probe": "http", "on": first["monitoring"],
-                        "args": {"user": "prometheus", "endpoint": "node_exporter"}})
+            # Every server file holds two users (the roles' prometheus and prometheus-rotation:
+            # Prometheus scrapes with whichever the last rotation left it on); both must refuse
+            # the old password and take the new one.
+            for user in ("prometheus", "prometheus-rotation"):
+                out.append({"kind": "monitoring", "params": {}, "probe": "http", "on": first["monitoring"],
+                            "label": user, "args": {"user": user, "endpoint": "node_exporter"}})
     return out
 
 
@@ -263,7 +267,7 @@ def main() -> int:
     bad = play.returncode != 0 or writer.failed or poller.failed or lost
     for item in items:
         new = secrets.read(item["kind"], directory, **item["params"])
-        what = "/".join([item["kind"], *[str(v) for v in item["params"].values()]])
+        what = "/".join([item["kind"], *[str(v) for v in item["params"].values()], *item.get("label", "").split()])
         if new == item["old"]:
             print(f"{what:40} NOT rotated (the file is unchanged)")
             bad = True
