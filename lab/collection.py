@@ -48,15 +48,17 @@ SECRET_PARAMETERS = {
 def secret_expressions(kind: str, vault: str | None = None) -> dict[str, str]:
     """What to render (lab/variables.py) on a host to read secret ``kind`` as that host's roles
     do: the secrets directory, the path's parameters (falling back to the roles' defaults) and
-    the vault variable ``vault`` that replaces the file when it is set."""
+    the vault variable ``vault`` (a name or a Jinja expression) that replaces the file when set."""
     from . import variables  # noqa: PLC0415 (variables imports nothing of the collection)
 
     out = {"directory": "{{ hardened_stack_secrets_dir | default('') }}"}
     for param, name in SECRET_PARAMETERS.get(kind, {}).items():
         out[param] = "{{ %s }}" % variables.with_default(name)
     if vault:
-        out["vault"] = "{{ %s | default('') }}" % vault
-        out["vault_variable"] = vault  # no template: comes back as it is, for the error message
+        # a variable name, or an expression (a postgresql_users entry's password)
+        out["vault"] = "{{ (%s) | default('') }}" % vault
+        if vault.isidentifier():
+            out["vault_variable"] = vault  # no template: comes back as it is, for the error message
     return out
 
 
