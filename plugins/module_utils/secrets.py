@@ -219,12 +219,21 @@ def _legacy_value(kind, directory, params):
     return None
 
 
+def _described(spec, params):
+    """The kind's description with its USER/CLUSTER/STANZA filled in."""
+    text = spec.description
+    for name in spec.params:
+        if params.get(name) not in (None, ""):
+            text = text.replace(name.upper(), u"%s" % params[name])
+    return text
+
+
 def missing_message(kind, directory=None, vault_variable=None, **params):
     """What a consumer says when the secret does not exist (no value involved)."""
     spec = _kind(kind)
     return ("secret %s does not exist (%s). It is created by the %s role: run it first (site.yml does), "
             "or set %s from a vault (and point %s at another directory if the file lives elsewhere)."
-            % (path(kind, directory, **params), spec.description, spec.producer,
+            % (path(kind, directory, **params), _described(spec, params), spec.producer,
                vault_variable or spec.vault_variable, DIR_VAR))
 
 

@@ -58,7 +58,7 @@ def decode(text):
 
 
 def rendered(pg, redis, sentinel, previous=None):
-    return render("app", "app.env.j2", app_db_password=pg, app_redis_password=redis, app_sentinel_password=sentinel,
+    return render("app", "app.env.j2", _app_passwords={"db": pg, "redis": redis, "sentinel": sentinel},
                   _app_secrets_previous=previous or {}, **APP_VARS)
 
 
@@ -79,8 +79,8 @@ def test_unquoted_lines_of_an_older_file_are_read_as_they_stand():
 
 def previous(phase, deployed, **given):
     variables = {"app_secrets_phase": phase, "_app_env_file": {"stat": {"exists": deployed is not None}},
-                 "_app_deployed_env": deployed or {}, "app_db_password": "NEW",
-                 "app_redis_password": "RNEW", "app_sentinel_password": "SNEW", "app_db_password_previous": "",
+                 "_app_deployed_env": deployed or {},
+                 "_app_passwords": {"db": "NEW", "redis": "RNEW", "sentinel": "SNEW"}, "app_db_password_previous": "",
                  "app_redis_password_previous": "", "app_sentinel_password_previous": ""}
     variables.update(given)
     return set_fact("Decide the previous passwords written beside the new ones", variables)["_app_secrets_previous"]

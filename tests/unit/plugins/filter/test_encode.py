@@ -149,8 +149,8 @@ APP_VARS = {
 
 @pytest.mark.parametrize("value", CORPUS)
 def test_app_env_template(value, tmp_path):
-    out = render("app", "app.env.j2", app_db_password=value, app_redis_password=value + "r",
-                 app_sentinel_password="s" + value, app_environment={"APP_TIMEOUT": 5, "NOTE": value},
+    out = render("app", "app.env.j2", _app_passwords={"db": value, "redis": value + "r", "sentinel": "s" + value},
+                 app_environment={"APP_TIMEOUT": 5, "NOTE": value},
                  app_secret_environment={"API_TOKEN": value}, **APP_VARS)
     want = {"APP_PG_PASSWORD": value, "APP_REDIS_PASSWORD": value + "r", "APP_SENTINEL_PASSWORD": "s" + value,
             "NOTE": value, "API_TOKEN": value, "APP_TIMEOUT": "5", "APP_PG_HOSTS": "10.0.0.1,10.0.0.2",

@@ -234,8 +234,8 @@ def test_app_env_password_logs_in(pg, index):
     value = CORPUS[index]
     pg.role("app%d" % index, value)
     variables = dict(APP_VARS)
-    variables.update({"app_db_user": "app%d" % index, "app_db_password": value, "app_redis_password": "r",
-                      "app_sentinel_password": "s", "app_environment": {}, "app_secret_environment": {}})
+    variables.update({"app_db_user": "app%d" % index, "_app_passwords": {"db": value, "redis": "r", "sentinel": "s"},
+                      "app_environment": {}, "app_secret_environment": {}})
     env = parse_env_file(render("app", "app.env.j2", **variables))
     conn = psycopg2.connect(host="127.0.0.1", port=pg.port, dbname="postgres", user=env["APP_PG_USER"],
                             password=env["APP_PG_PASSWORD"], sslmode="disable", connect_timeout=5)
