@@ -20,7 +20,7 @@ description:
     hosts and withdraw it only after every consumer switched (C(playbooks/rotate_secrets.yml)).
   - Runs on the controller only (an action plugin); the task's host is not contacted.
   - In check mode nothing is written and the task reports a change.
-  - Secrets given as vault variables are not stored here: change the vault and run
+  - Secrets given as vault variables are not stored here; change the vault and run
     C(rotate_secrets.yml) without rotating the file.
 options:
   kind:
@@ -53,15 +53,23 @@ options:
         else C(~/.hardened-stack/secrets).
     type: str
 author:
-  - hardened.stack contributors
+  - hardened.stack contributors (@hardened-stack)
 notes:
   - Use O(ignore:no_log=true) on the task; the value is never returned.
 attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+    details: Everything runs in the action plugin, on the controller; the module only refuses to run on a host.
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
     platforms: posix
 """
 
@@ -94,7 +102,7 @@ def main():
             user=dict(type="str"),
             stanza=dict(type="str"),
             value=dict(type="str", no_log=True),
-            secrets_dir=dict(type="str"),
+            secrets_dir=dict(type="str", no_log=False),  # a directory, not a secret
         ),
         supports_check_mode=True,
     )

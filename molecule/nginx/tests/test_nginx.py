@@ -539,4 +539,3 @@ def test_basic_auth_rotation_accepts_both_then_refuses_the_old_one():
     rotate("accept", "withdraw")
     for lb in lbs:
         assert scrape_as(lb, "prometheus", old) == 200 and scrape_as(lb, "prometheus", NEW_PASSWORD) == 401
-
