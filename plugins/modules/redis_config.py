@@ -17,7 +17,7 @@ description:
     none) and, with O(rewrite=true), persists them with C(CONFIG REWRITE).
   - Values are compared as the server reports them (C(CONFIG GET maxmemory) is a number of bytes).
   - Secret settings (O(secret_settings), C(masterauth) by default) are compared like the others but never
-    returned or shown in the diff. Changing C(masterauth) does not drop a replica's link: the replica
+    returned or shown in the diff. Changing C(masterauth) does not drop a replica's link; the replica
     uses the new value the next time it connects to its master.
   - The module logs in with the first of O(login_passwords) the server accepts.
 author:

@@ -93,7 +93,7 @@ options:
   sentinel_config:
     description:
       - For O(action=set), Sentinel's own settings, compared with C(SENTINEL CONFIG GET) and changed with
-        C(SENTINEL CONFIG SET) one at a time (Redis 7.0 takes one per call): C(sentinel-user) and
+        C(SENTINEL CONFIG SET) one at a time (Redis 7.0 takes one per call), namely C(sentinel-user) and
         C(sentinel-pass) (what this Sentinel logs in with at the other Sentinels; changing them drops those
         links, which reconnect with the new values), C(announce-ip), C(announce-port), C(resolve-hostnames),
         C(announce-hostnames).
