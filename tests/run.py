@@ -49,26 +49,50 @@ def stage_ruff() -> int:
     return sh([os.path.join(BIN, "ruff"), "check", "."])
 
 
-def apt_install(packages: list[str], binaries: list[str]) -> bool:
-    """Install Debian packages on the controller when one of ``binaries`` is missing (tests
-    that run real servers on loopback need them). True when every binary is there after."""
-    if all(shutil.which(b) for b in binaries):
+def debian_packages():
+    """tests/unit/debian.py: the Debian packages the unit tests use (one list for the tests and
+    this file)."""
+    import importlib.util  # noqa: PLC0415
+
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)  # it reads the cache location from lab/platform.py
+    spec = importlib.util.spec_from_file_location("debian", os.path.join(ROOT, "tests", "unit", "debian.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def apt_install(debian) -> bool:
+    """Install on the controller every package of debian.INSTALLED that has a file missing.
+    True when every one is there after.
+
+    postgresql-15: postgresql-common creates a cluster 15/main on port 5432 (and starts it where
+    services start). The tests never touch it: each starts its own throw-away server (initdb in
+    a temporary directory, a free port from the kernel, its own socket directory)."""
+    missing = debian.missing()
+    if not missing:
         return True
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    lists = "/var/lib/apt/lists"
-    if not any(f.endswith("_Packages") for f in os.listdir(lists)):
-        sh(["apt-get", "update", "-q"], env=env)
-    sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], env=env)
-    missing = [b for b in binaries if not shutil.which(b)]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    if sh(install, env=env):
+        sh(["apt-get", "update", "-q"], env=env)  # package lists absent or stale
+        sh(install, env=env)
+    missing = debian.missing()
     if missing:
-        print(f"cannot install {missing} (apt-get install {' '.join(packages)})")
+        print(f"pytest: Debian packages the tests need could not be installed: apt-get install {' '.join(missing)}")
     return not missing
 
 
 def stage_pytest() -> int:
-    # The redis_sentinel module tests run a real redis-server and redis-sentinel on loopback:
-    # install them rather than let those tests skip.
-    if not apt_install(["redis-server", "redis-sentinel"], ["redis-server", "redis-sentinel"]):
+    # Tests run real servers and Debian's own programs on loopback: the packages they need are
+    # installed (libraries, PostgreSQL, Redis, pgBackRest) or unpacked into a cache (servers that
+    # must not run as services here) first, so a missing one fails here, named, not as a skip.
+    debian = debian_packages()
+    if not apt_install(debian):
+        return 1
+    problems = debian.fetch()
+    if problems:
+        print("pytest: Debian packages the tests unpack could not be had:\n  " + "\n  ".join(problems))
         return 1
     # -rs lists any skipped test with its reason; a skip is treated as a failure below.
     rc = sh([PY, "-m", "pytest", "tests/unit", "-q", "-rs", "-p", "no:cacheprovider",
@@ -187,32 +211,14 @@ def stage_build() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def promtool_binary() -> str | None:
-    """promtool from PATH, else unpacked from Debian's prometheus package into a cache (no
-    package installed, so no Prometheus service starts on the test machine)."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    cache = os.path.expanduser("~/.cache/hardened-stack/promtool")
-    binary = os.path.join(cache, "usr", "bin", "promtool")
-    if not os.path.exists(binary):
-        os.makedirs(cache, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            if sh(["apt-get", "download", "prometheus"], cwd=tmp):
-                sh(["apt-get", "update"])
-                sh(["apt-get", "download", "prometheus"], cwd=tmp)
-            debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
-            if debs:
-                sh(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), cache])
-    return binary if os.path.exists(binary) else None
-
-
 def stage_promtool() -> int:
     """The shipped alert rules: `promtool check rules` and `promtool test rules` (tests/promtool).
     The stage fails (never skips) when promtool cannot be had."""
-    promtool = promtool_binary()
-    if not promtool:
-        print("promtool: not on PATH and Debian's prometheus package could not be downloaded")
+    debian = debian_packages()
+    try:  # Debian's prometheus package unpacked, not installed: no Prometheus service starts here
+        promtool = debian.binary("prometheus", "usr/bin/promtool")
+    except (debian.Unavailable, OSError) as exc:
+        print(f"promtool: Debian's prometheus package could not be had: {exc}")
         return 1
     rules_dir = os.path.join(ROOT, "roles", "prometheus", "files", "rules")
     rules = sorted(os.path.join(rules_dir, f) for f in os.listdir(rules_dir) if f.endswith(".yml"))

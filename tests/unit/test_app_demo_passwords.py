@@ -7,12 +7,13 @@ ALTER ROLE happens the app holds the new password and the old one (APP_PG_PASSWO
 a connection refused for its password is tried once more with the other one, and the value that
 worked is tried first next time. Redis and Sentinel get the same treatment.
 
-Needs (CI installs them): postgresql (initdb/postgres under /usr/lib/postgresql/N/bin),
-python3-psycopg2, python3-redis, redis-server, redis-sentinel. PostgreSQL refuses to run as
-root: as root the server runs as the unprivileged `postgres` (or `nobody`) account.
+Needs Debian's postgresql-15, python3-psycopg2, python3-redis, redis-server, redis-sentinel and
+redis-tools (tests/unit/debian.py; tests/run.py installs them). PostgreSQL refuses to run as
+root: as root the server runs as the unprivileged `postgres` (or `nobody`) account. The
+``main`` cluster postgresql-common creates on port 5432 is never touched: this server has a free
+port from the kernel and its socket in its own temporary directory, Redis and Sentinel too.
 """
 
-import glob
 import json
 import os
 import pwd
@@ -23,29 +24,20 @@ import tempfile
 import textwrap
 import time
 
+import debian
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APP_DIR = os.path.join(ROOT, "roles", "app", "files")
-PYTHON = "/usr/bin/python3"
-PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+PYTHON = debian.PYTHON
 
 OLD, NEW, OTHER = "old pw 'x' \"y\" $HOME #1 50% \\", "new-Pw-2 ü", "neither"
 # Redis ACL user app and Sentinel ACL user sentinel, before and after
 APP_OLD, APP_NEW, SENTINEL_OLD, SENTINEL_NEW = "oldapp", "newapp", "oldsentinel", "newsentinel"
 
 
-def _debian_python_has(*modules):
-    if not os.path.exists(PYTHON):
-        return False
-    return subprocess.run([PYTHON, "-c", "import " + ", ".join(modules)], capture_output=True,
-                          check=False).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(
-    not PG_BINS or not _debian_python_has("psycopg2", "redis") or not shutil.which("redis-server")
-    or not shutil.which("redis-sentinel"),
-    reason="needs postgresql, python3-psycopg2, python3-redis, redis-server, redis-sentinel (apt)")
+pytestmark = debian.needs("postgresql-15", "python3", "python3-psycopg2", "python3-redis", "redis-server",
+                          "redis-sentinel", "redis-tools")
 
 
 def free_port():
@@ -69,7 +61,7 @@ def wait_port(port, timeout=20):
 
 class Postgres:
     def __init__(self):
-        self.bin = os.path.dirname(PG_BINS[-1])
+        self.bin = debian.POSTGRESQL_BIN
         self.base = tempfile.mkdtemp(prefix="hs-app-pg-")
         self.data = os.path.join(self.base, "data")
         self.log = os.path.join(self.base, "server.log")

@@ -6,7 +6,7 @@ moves from one to the other with its own password file per user (roles/exporters
 Secrets). These tests run the roles' own pieces, not copies:
 
 - the hashing script of ``roles/exporters/tasks/auth_users.yml`` (its ``argv`` and its
-  ``stdin`` template) with Debian's python3-bcrypt, as on the hosts;
+  ``stdin`` template) under Debian's /usr/bin/python3 with python3-bcrypt, as on the hosts;
 - ``web-config.yml.j2`` and the htpasswd ``copy`` task of ``htpasswd.yml``, rendered like
   Ansible renders them, read by Debian 12's prometheus-node-exporter 1.5.0 and nginx 1.22 on
   loopback (no restart, no reload between the steps: both read the files for every request);
@@ -16,8 +16,8 @@ Secrets). These tests run the roles' own pieces, not copies:
 - ``prometheus_clients.yml`` (who each Prometheus authenticates as, the withdraw guard) and
   ``client_now.yml`` + ``client.yml`` (which user Prometheus takes) through ansible-playbook.
 
-The Debian packages are unpacked into ~/.cache/hardened-stack/debs (``apt-get download`` +
-``dpkg-deb -x``: nothing is installed, no service starts on the test machine).
+The servers are Debian's packages unpacked, never installed (no service starts on the test
+machine), and python3-bcrypt is installed: tests/unit/debian.py, which tests/run.py runs first.
 """
 
 import base64
@@ -30,12 +30,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import debian
 import jinja2
 import pytest
 import yaml
@@ -46,7 +46,6 @@ from ansible.template import Templar, trust_as_template
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CACHE = os.path.expanduser("~/.cache/hardened-stack/debs")
 TASKS = os.path.join(ROOT, "roles", "exporters", "tasks")
 
 # A user name and passwords as users pick them (the preflight allows them: no ':' in the user,
@@ -57,44 +56,7 @@ OLD = 'correct horse "battery" staple ü \\ $HOME'
 NEW = "pässwörd: {{ not jinja }} #x %i `u` 😀"
 COST = 10  # exporters_bcrypt_cost's default
 
-
-# --- the Debian programs ------------------------------------------------------------------
-
-def debian_root(package):
-    """Debian's ``package`` unpacked into the cache (never installed); its root, or None."""
-    dest = os.path.join(CACHE, package)
-    if os.path.exists(os.path.join(dest, ".unpacked")):
-        return dest
-    with tempfile.TemporaryDirectory() as tmp:
-        for attempt in range(2):
-            if subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True,
-                              check=False).returncode == 0:
-                break
-            if attempt == 0:
-                subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
-        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
-        if not debs:
-            return None
-        os.makedirs(dest, exist_ok=True)
-        subprocess.run(["dpkg-deb", "-x", os.path.join(tmp, debs[0]), dest], check=True)
-    with open(os.path.join(dest, ".unpacked"), "w", encoding="utf-8"):
-        pass
-    return dest
-
-
-def debian_file(package, path):
-    root = debian_root(package)
-    if not root or not os.path.exists(os.path.join(root, path)):
-        pytest.skip(f"Debian package {package} could not be downloaded (apt-get download {package})")
-    return os.path.join(root, path)
-
-
-@pytest.fixture(scope="module", name="bcrypt_path")
-def fixture_bcrypt_path():
-    """PYTHONPATH for Debian 12's /usr/bin/python3 with python3-bcrypt (what the hosts run)."""
-    if not os.path.exists("/usr/bin/python3"):
-        pytest.skip("no /usr/bin/python3")
-    return debian_file("python3-bcrypt", "usr/lib/python3/dist-packages")
+pytestmark = debian.needs("python3", "python3-bcrypt")
 
 
 # --- the roles' own pieces ------------------------------------------------------------------
@@ -121,7 +83,7 @@ def jinja():
     return env
 
 
-def hash_users(bcrypt_path, mode, password, deployed, keep):
+def hash_users(mode, password, deployed, keep):
     """auth_users.yml's command: its script, fed with its own stdin template."""
     task = next(t for t in _load_tasks("auth_users.yml") if "ansible.builtin.command" in t)
     argv = task["ansible.builtin.command"]["argv"]
@@ -129,8 +91,8 @@ def hash_users(bcrypt_path, mode, password, deployed, keep):
     stdin = jinja().from_string(task["ansible.builtin.command"]["stdin"]).render(
         _exporters_auth_password_in=password, _exporters_auth_slots=SLOTS, _exporters_auth_mode=mode,
         _exporters_scrape_users=keep, _exporters_auth_deployed=deployed, exporters_bcrypt_cost=COST)
-    res = subprocess.run(["/usr/bin/python3", "-c", argv[2]], input=stdin, capture_output=True, text=True,
-                         env={"PYTHONPATH": bcrypt_path, "PATH": "/usr/bin:/bin"}, check=True)
+    res = subprocess.run([debian.PYTHON, "-c", argv[2]], input=stdin, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=True)
     return json.loads(res.stdout)
 
 
@@ -254,7 +216,7 @@ def status(url, user, password, ca=None):
 
 
 def start_node_exporter(procs, tmp, tls, users):
-    binary = debian_file("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")
+    binary = debian.needed("prometheus-node-exporter", "usr/bin/prometheus-node-exporter")
     config = os.path.join(tmp, "web-config.yml")
     write(config, web_config(users, *tls))
     port = free_port()
@@ -268,45 +230,41 @@ def start_node_exporter(procs, tmp, tls, users):
 
 # --- the hashing script ---------------------------------------------------------------------
 
-def test_auth_users_script_keeps_what_is_wanted_and_hashes_the_rest(bcrypt_path):
-    import importlib
-
-    sys.path.insert(0, bcrypt_path)
-    try:
-        bcrypt = importlib.import_module("bcrypt")
-    finally:
-        sys.path.remove(bcrypt_path)
-
+def test_auth_users_script_keeps_what_is_wanted_and_hashes_the_rest():
     def verifies(stored, password):
-        return bcrypt.checkpw(password.encode(), stored.encode())
+        """bcrypt.checkpw of Debian's python3-bcrypt (the library the script hashed with)."""
+        res = subprocess.run([debian.PYTHON, "-c", "import bcrypt, sys; a = sys.stdin.buffer.read().split(b'\\0'); "
+                              "print(bcrypt.checkpw(a[1], a[0]))"], input=stored.encode() + b"\0" + password.encode(),
+                             capture_output=True, env={"PATH": "/usr/bin:/bin"}, check=True)
+        return res.stdout.strip() == b"True"
 
     # First run: both users get the password, the auth user logs in.
-    first = hash_users(bcrypt_path, "accept", OLD, {}, [USER])
+    first = hash_users("accept", OLD, {}, [USER])
     assert set(first["users"]) == set(SLOTS) and first["login"] == USER
     assert all(verifies(first["users"][u], OLD) for u in SLOTS)
     # A rerun keeps every hash (no file change).
-    assert hash_users(bcrypt_path, "accept", OLD, first["users"], [USER]) == first
+    assert hash_users("accept", OLD, first["users"], [USER]) == first
     # accept: the user Prometheus uses keeps its (old) hash, the other one takes the new password.
-    accepted = hash_users(bcrypt_path, "accept", NEW, first["users"], [USER])
+    accepted = hash_users("accept", NEW, first["users"], [USER])
     assert accepted["users"][USER] == first["users"][USER]
     assert verifies(accepted["users"][SLOTS[1]], NEW) and accepted["login"] == SLOTS[1]
-    assert hash_users(bcrypt_path, "accept", NEW, accepted["users"], [USER]) == accepted
+    assert hash_users("accept", NEW, accepted["users"], [USER]) == accepted
     # withdraw: both users verify the new password only; the old one is refused; then stable.
-    withdrawn = hash_users(bcrypt_path, "withdraw", NEW, accepted["users"], [SLOTS[1]])
+    withdrawn = hash_users("withdraw", NEW, accepted["users"], [SLOTS[1]])
     assert withdrawn["users"][SLOTS[1]] == accepted["users"][SLOTS[1]]
     assert all(verifies(withdrawn["users"][u], NEW) and not verifies(withdrawn["users"][u], OLD) for u in SLOTS)
     assert withdrawn["login"] == USER
-    assert hash_users(bcrypt_path, "withdraw", NEW, withdrawn["users"], [SLOTS[1]]) == withdrawn
+    assert hash_users("withdraw", NEW, withdrawn["users"], [SLOTS[1]]) == withdrawn
     # The next rotation starts from Prometheus on the rotation user: the auth user takes it.
-    nxt = hash_users(bcrypt_path, "accept", "third", withdrawn["users"], [SLOTS[1]])
+    nxt = hash_users("accept", "third", withdrawn["users"], [SLOTS[1]])
     assert nxt["users"][SLOTS[1]] == withdrawn["users"][SLOTS[1]] and verifies(nxt["users"][USER], "third")
     # Two Prometheus servers on both users with an old password: no user left, no login
     # (the task file then fails with its message instead of refusing one of them).
-    assert hash_users(bcrypt_path, "accept", "fourth", accepted["users"], SLOTS)["login"] == ""
+    assert hash_users("accept", "fourth", accepted["users"], SLOTS)["login"] == ""
 
 
-def test_deployed_users_are_read_back_so_a_rerun_keeps_every_hash(bcrypt_path, tls):
-    users = hash_users(bcrypt_path, "accept", OLD, {}, [USER])["users"]
+def test_deployed_users_are_read_back_so_a_rerun_keeps_every_hash(tls):
+    users = hash_users("accept", OLD, {}, [USER])["users"]
     assert read_back("web_config.yml", web_config(users, *tls), "_exporters_web_current") == users
     assert read_back("htpasswd.yml", htpasswd(users), "_exporters_htpasswd_current") == users
     # nothing deployed yet (the slurp failed): no users
@@ -319,15 +277,15 @@ def test_deployed_users_are_read_back_so_a_rerun_keeps_every_hash(bcrypt_path, t
 
 # --- node exporter (exporter-toolkit) and nginx read the files for every request ------------
 
-def test_node_exporter_accepts_both_passwords_then_refuses_the_old_one(bcrypt_path, tls, procs, tmp_path):
+def test_node_exporter_accepts_both_passwords_then_refuses_the_old_one(tls, procs, tmp_path):
     ca = tls[0]
-    steady = hash_users(bcrypt_path, "accept", OLD, {}, [USER])
+    steady = hash_users("accept", OLD, {}, [USER])
     url, config, _port = start_node_exporter(procs, str(tmp_path), tls, steady["users"])
     assert [status(url, u, OLD, ca) for u in SLOTS] == [200, 200]
     assert status(url, USER, NEW, ca) == 401
 
     # accept (Prometheus authenticates as USER with OLD): the rewritten file is read at once.
-    accepted = hash_users(bcrypt_path, "accept", NEW, steady["users"], [USER])
+    accepted = hash_users("accept", NEW, steady["users"], [USER])
     write(config, web_config(accepted["users"], *tls))
     assert until(lambda: status(url, SLOTS[1], NEW, ca) == 200)
     assert status(url, USER, OLD, ca) == 200, "the old password must still be accepted during accept"
@@ -335,7 +293,7 @@ def test_node_exporter_accepts_both_passwords_then_refuses_the_old_one(bcrypt_pa
     assert status(url, USER, NEW, ca) == 401
 
     # withdraw (Prometheus moved to the rotation user): the old password is refused.
-    withdrawn = hash_users(bcrypt_path, "withdraw", NEW, accepted["users"], [SLOTS[1]])
+    withdrawn = hash_users("withdraw", NEW, accepted["users"], [SLOTS[1]])
     write(config, web_config(withdrawn["users"], *tls))
     assert until(lambda: status(url, USER, OLD, ca) == 401)
     assert [status(url, u, NEW, ca) for u in SLOTS] == [200, 200]
@@ -345,10 +303,10 @@ def test_node_exporter_accepts_both_passwords_then_refuses_the_old_one(bcrypt_pa
         assert list(yaml.safe_load(fh)["basic_auth_users"]) == SLOTS
 
 
-def test_nginx_htpasswd_accepts_both_passwords_then_refuses_the_old_one(bcrypt_path, procs, tmp_path):
-    nginx = debian_file("nginx", "usr/sbin/nginx")
+def test_nginx_htpasswd_accepts_both_passwords_then_refuses_the_old_one(procs, tmp_path):
+    nginx = debian.needed("nginx", "usr/sbin/nginx")
     tmp = str(tmp_path)
-    users = hash_users(bcrypt_path, "accept", OLD, {}, [USER])["users"]
+    users = hash_users("accept", OLD, {}, [USER])["users"]
     passwd = os.path.join(tmp, "htpasswd")
     write(passwd, htpasswd(users))
     port = free_port()
@@ -376,12 +334,12 @@ http {{
     assert until(lambda: status(url, USER, OLD) == 200), "nginx did not start"
     assert status(url, SLOTS[1], OLD) == 200 and status(url, USER, NEW) == 401 and status(url, "other", OLD) == 401
 
-    accepted = hash_users(bcrypt_path, "accept", NEW, users, [USER])["users"]
+    accepted = hash_users("accept", NEW, users, [USER])["users"]
     write(passwd, htpasswd(accepted))
     assert until(lambda: status(url, SLOTS[1], NEW) == 200), "nginx reads htpasswd for every request"
     assert status(url, USER, OLD) == 200 and status(url, SLOTS[1], OLD) == 401
 
-    withdrawn = hash_users(bcrypt_path, "withdraw", NEW, accepted, [SLOTS[1]])["users"]
+    withdrawn = hash_users("withdraw", NEW, accepted, [SLOTS[1]])["users"]
     write(passwd, htpasswd(withdrawn))
     assert until(lambda: status(url, USER, OLD) == 401)
     assert [status(url, u, NEW) for u in SLOTS] == [200, 200]
@@ -389,13 +347,6 @@ http {{
 
 
 # --- Prometheus through the whole rotation: no scrape fails --------------------------------
-
-def prometheus_binary():
-    for candidate in (os.path.expanduser("~/.cache/hardened-stack/promtool/usr/bin/prometheus"),):
-        if os.path.exists(candidate):
-            return candidate
-    return debian_file("prometheus", "usr/bin/prometheus")
-
 
 def prometheus_config(target, ca, user, password_file):
     """The shape the prometheus role renders (vars/main.yml: _prometheus_scrape_options)."""
@@ -413,10 +364,10 @@ def api(base, path, **params):
         return json.loads(resp.read())["data"]
 
 
-def test_prometheus_switch_refuses_no_scrape(bcrypt_path, tls, procs, tmp_path):
+def test_prometheus_switch_refuses_no_scrape(tls, procs, tmp_path):
     tmp, ca = str(tmp_path), tls[0]
-    binary = prometheus_binary()
-    steady = hash_users(bcrypt_path, "accept", OLD, {}, [USER])
+    binary = debian.needed("prometheus", "usr/bin/prometheus")
+    steady = hash_users("accept", OLD, {}, [USER])
     _url, web, port = start_node_exporter(procs, tmp, tls, steady["users"])
     files = {USER: os.path.join(tmp, "auth.password"), SLOTS[1]: os.path.join(tmp, "auth-rotation.password")}
     write(files[USER], password_file_content(OLD))
@@ -439,7 +390,7 @@ def test_prometheus_switch_refuses_no_scrape(bcrypt_path, tls, procs, tmp_path):
     started = time.time()
 
     # accept: the node exporter takes NEW as the rotation user, keeps OLD for USER
-    accepted = hash_users(bcrypt_path, "accept", NEW, steady["users"], [USER])
+    accepted = hash_users("accept", NEW, steady["users"], [USER])
     write(web, web_config(accepted["users"], *tls))
     time.sleep(3)
     # switch: the rotation user's own password file, then one reload for user and file
@@ -463,7 +414,7 @@ def test_prometheus_switch_refuses_no_scrape(bcrypt_path, tls, procs, tmp_path):
         assert ansible_eval("{{ (" + wait["until"] + ") }}", **variables) is expected  # a conditional
     time.sleep(3)
     # withdraw: OLD refused, the unused password file removed
-    withdrawn = hash_users(bcrypt_path, "withdraw", NEW, accepted["users"], [SLOTS[1]])
+    withdrawn = hash_users("withdraw", NEW, accepted["users"], [SLOTS[1]])
     write(web, web_config(withdrawn["users"], *tls))
     os.remove(files[USER])
     time.sleep(4)

@@ -13,11 +13,9 @@ templates that use it, and the real consumer reading the corpus back.
 - What a format cannot carry is refused (one test per format), and shown to be lost by the
   real program when written anyway.
 
-Binaries: ``pgbackrest`` (Debian package pgbackrest), ``prometheus`` and
-``prometheus-alertmanager`` (on PATH, or unpacked from Debian's prometheus and
-prometheus-alertmanager packages into ~/.cache/hardened-stack/{promtool,alertmanager}, as
-tests/run.py unpacks promtool: nothing is installed as a service). Tests needing one are
-skipped without it.
+Programs (tests/unit/debian.py, which tests/run.py runs first): ``pgbackrest`` installed from
+Debian's pgbackrest package; ``prometheus`` and ``prometheus-alertmanager`` from Debian's
+prometheus and prometheus-alertmanager packages, unpacked, never installed (no service starts).
 """
 
 import base64
@@ -25,12 +23,12 @@ import collections.abc
 import http.server
 import json
 import os
-import shutil
 import socketserver
 import subprocess
 import threading
 import urllib.request
 
+import debian
 import pytest
 import yaml
 import test_encode_corpus as corpus
@@ -43,41 +41,9 @@ from ansible_collections.hardened.stack.plugins.filter import encode as flt
 from ansible_collections.hardened.stack.plugins.filter import prometheus as prometheus_filters
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
-CACHE = os.path.expanduser("~/.cache/hardened-stack")
-
-
-def _binary(names, cached):
-    for name in names:
-        if shutil.which(name):
-            return shutil.which(name)
-    path = os.path.join(CACHE, cached)
-    return path if os.access(path, os.X_OK) else None
-
-
-PGBACKREST = shutil.which("pgbackrest")
-PROMETHEUS = _binary(["prometheus"], "promtool/usr/bin/prometheus")
-ALERTMANAGER = _binary(["prometheus-alertmanager", "alertmanager"], "alertmanager/usr/bin/prometheus-alertmanager")
-needs_pgbackrest = pytest.mark.skipif(not PGBACKREST, reason="pgbackrest not installed (apt-get install pgbackrest)")
-needs_prometheus = pytest.mark.skipif(not PROMETHEUS, reason="prometheus binary not found")
-needs_alertmanager = pytest.mark.skipif(not ALERTMANAGER, reason="prometheus-alertmanager binary not found")
+PGBACKREST = debian.INSTALLED["pgbackrest"][0]
+needs_pgbackrest = debian.needs("pgbackrest")
 fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
-# Debian's Alertmanager reads its default notification templates from this fixed directory.
-AM_TEMPLATES = "/usr/share/prometheus/alertmanager"
-
-
-def _alertmanager_command(tmp_path, args):
-    """Alertmanager with ``args``; unpacked from the .deb (not installed), it is started in a
-    private mount namespace where /usr/share holds the package's templates."""
-    if os.path.exists(os.path.join(AM_TEMPLATES, "default.tmpl")):
-        return [ALERTMANAGER, *args]
-    unpacked = os.path.join(os.path.dirname(os.path.dirname(ALERTMANAGER)), "share", "prometheus", "alertmanager")
-    if not os.path.exists(os.path.join(unpacked, "default.tmpl")) or not shutil.which("unshare") or os.geteuid():
-        pytest.skip("Alertmanager's templates are neither installed nor unpacked beside the binary")
-    share = tmp_path / "share"
-    (share / "prometheus").mkdir(parents=True)
-    (share / "prometheus" / "alertmanager").symlink_to(unpacked)
-    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /usr/share && exec "$@"', str(share),
-            ALERTMANAGER, *args]
 
 
 # Characters YAML does not allow raw, or reads as line breaks.
@@ -367,12 +333,12 @@ def _credentials(header):
     return user, password
 
 
-@needs_prometheus
 def test_prometheus_sends_the_rendered_credentials(tmp_path, http_recorder, procs):
     """prometheus.yml.j2 (basic_auth username) and the role's password file (the copy task's
     content, prometheus_password): Prometheus 2.42 scrapes with exactly the corpus values.
     Jobs written by hand with yaml_string check that encoder with Go's YAML reader; raw
     password files with outer white space show Prometheus trims it."""
+    prometheus = debian.needed("prometheus", "usr/bin/prometheus")
     port = http_recorder.server_address[1]
     password_file = task_template("prometheus", "ansible.builtin.copy", "_prometheus_password_file")
     jobs, expected = [], {}
@@ -398,7 +364,7 @@ def test_prometheus_sends_the_rendered_credentials(tmp_path, http_recorder, proc
         expected["/y%d" % i] = (user, value.strip())
     assert len(_loads(config)["scrape_configs"]) == len(expected)
     (tmp_path / "prometheus.yml").write_text(config, encoding="utf-8")
-    procs.append(subprocess.Popen([PROMETHEUS, "--config.file=%s" % (tmp_path / "prometheus.yml"),
+    procs.append(subprocess.Popen([prometheus, "--config.file=%s" % (tmp_path / "prometheus.yml"),
                                    "--storage.tsdb.path=%s" % (tmp_path / "data"),
                                    "--web.listen-address=127.0.0.1:%d" % free_port(), "--log.level=error"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -474,7 +440,6 @@ def fixture_smtp_server():
     server.server_close()
 
 
-@needs_alertmanager
 def test_alertmanager_authenticates_with_the_rendered_password(tmp_path, smtp_server, procs):
     """alertmanager.yml.j2 through the real Alertmanager 0.25: the global smtp_auth_password
     (the role's path) and one receiver per corpus value (the same YAML reader and Secret
@@ -489,10 +454,10 @@ def test_alertmanager_authenticates_with_the_rendered_password(tmp_path, smtp_se
     (tmp_path / "alertmanager.yml").write_text(render("alertmanager", "alertmanager.yml.j2",
                                                       _alertmanager_config_data=data), encoding="utf-8")
     port = free_port()
-    procs.append(subprocess.Popen(_alertmanager_command(tmp_path, [
+    procs.append(subprocess.Popen(debian.alertmanager_command([
         "--config.file=%s" % (tmp_path / "alertmanager.yml"), "--storage.path=%s" % (tmp_path / "data"),
-        "--cluster.listen-address=", "--web.listen-address=127.0.0.1:%d" % port, "--log.level=error"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        "--cluster.listen-address=", "--web.listen-address=127.0.0.1:%d" % port, "--log.level=error"],
+        str(tmp_path / "share")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     alerts = [{"labels": {"alertname": "a%d" % i}} for i in range(len(CORPUS))] + [{"labels": {"alertname": "x"}}]
     body = json.dumps(alerts).encode()
 

@@ -1,7 +1,7 @@
 """nginx: the htpasswd file and double-quoted directive parameters, read by a real nginx.
 
-One nginx 1.22 (Debian 12's binary: on PATH, or unpacked from Debian's nginx package into
-~/.cache/hardened-stack/nginx; nothing is installed as a service) serves on loopback:
+One nginx 1.22 (Debian 12's package unpacked, never installed: tests/unit/debian.py, which
+tests/run.py runs first) serves on loopback:
 
 - a location per corpus value, guarded by an htpasswd file rendered from the exporters role's
   own task (``htpasswd_user``) with the value as the user name and a bcrypt hash of the value
@@ -9,16 +9,16 @@ One nginx 1.22 (Debian 12's binary: on PATH, or unpacked from Debian's nginx pac
 - a response header per corpus value written with ``nginx_string``: the raw response carries
   the value byte for byte.
 
-bcrypt hashes come from Python's ``crypt`` (libxcrypt) or the ``bcrypt`` module.
+bcrypt hashes come from Debian's python3-bcrypt under /usr/bin/python3, the library the
+exporters role hashes with on the hosts.
 """
 
 import base64
-import os
-import shutil
+import json
 import socket
 import subprocess
-import warnings
 
+import debian
 import pytest
 import test_encode_corpus as corpus
 from test_encode_corpus import CORPUS, free_port, task_template, until
@@ -26,32 +26,20 @@ from test_encode_corpus import CORPUS, free_port, task_template, until
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import crypt
-    except ImportError:  # Python 3.13
-        crypt = None
-try:
-    import bcrypt
-except ImportError:
-    bcrypt = None
-
-NGINX = shutil.which("nginx") or next(
-    (p for p in [os.path.expanduser("~/.cache/hardened-stack/nginx/usr/sbin/nginx")] if os.access(p, os.X_OK)), None)
-pytestmark = pytest.mark.skipif(not NGINX, reason="nginx binary not found")
 fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 USERS = [v for v in CORPUS if not encode.refusals(v, ["htpasswd_user", "bcrypt_password"])]
 HEADERS = [v for v in CORPUS if not encode.refusals(v, ["nginx_string"])]
 
 
-def bcrypt_hash(password):
-    if bcrypt is not None:
-        return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(4)).decode()
-    if crypt is None:
-        pytest.skip("neither the bcrypt module nor Python's crypt module")
-    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+def bcrypt_hashes(passwords):
+    """A bcrypt hash (cost 4) of every password, in one run of Debian's python3-bcrypt."""
+    script = ("import bcrypt, json, sys\n"
+              "print(json.dumps([bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()\n"
+              "                  for p in json.load(sys.stdin)]))")
+    res = subprocess.run([debian.PYTHON, "-c", script], input=json.dumps(passwords), capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin"}, check=True)
+    return json.loads(res.stdout)
 
 
 def get(port, path, credentials=None):
@@ -87,7 +75,10 @@ def test_nginx_string_rules():
     assert encode.nginx_string("tab\there; {x} #y 'z' ä") == "\"tab\there; {x} #y 'z' ä\""
 
 
+@debian.needs("python3", "python3-bcrypt")
 def test_nginx_reads_htpasswd_and_strings(tmp_path, procs):
+    nginx = debian.needed("nginx", "usr/sbin/nginx")
+    hashes = dict(zip(USERS + ["r"], bcrypt_hashes(USERS + ["r"]), strict=True))
     htpasswd = task_template("exporters", "ansible.builtin.copy", "_exporters_nginx_htpasswd")
     (tmp_path / "www").mkdir()
     (tmp_path / "www" / "ok.txt").write_text("ok\n", encoding="utf-8")
@@ -96,7 +87,7 @@ def test_nginx_reads_htpasswd_and_strings(tmp_path, procs):
         slots = [value, value + "-rotation"]
         path = tmp_path / ("htpasswd%d" % i)
         path.write_text(htpasswd.render(_exporters_auth_slots=slots,
-                                        _exporters_auth_users={value: bcrypt_hash(value), slots[1]: bcrypt_hash("r")}),
+                                        _exporters_auth_users={value: hashes[value], slots[1]: hashes["r"]}),
                         encoding="utf-8")
         locations.append("location /u%d/ { auth_basic %s; auth_basic_user_file %s; alias %s/; }"
                          % (i, encode.nginx_string("metrics"), encode.nginx_string(str(path)),
@@ -110,7 +101,7 @@ def test_nginx_reads_htpasswd_and_strings(tmp_path, procs):
         "http {\naccess_log off;\n%s\nserver {\nlisten 127.0.0.1:%d;\n%s%s\n"
         "location = /h { root %s; try_files /ok.txt =404; }\n}\n}\n"
         % (tmp_path / "nginx.pid", temp, port, headers, "\n".join(locations), tmp_path / "www"), encoding="utf-8")
-    procs.append(subprocess.Popen([NGINX, "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+    procs.append(subprocess.Popen([nginx, "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def answers():

@@ -14,17 +14,19 @@ a role is named after it), then:
   Patroni 3.0.2;
 - app.env.j2, read with systemd's rules, gives the demo app's psycopg2 the password.
 
-Skipped when initdb/pg_ctl/psql are absent (``apt-get install postgresql-15``).
+Needs Debian's postgresql-15 installed (tests/unit/debian.py; tests/run.py installs it). Its own
+``main`` cluster on port 5432 is never touched: the server here has a free port from the kernel
+and its socket in its own temporary directory.
 """
 
 # ruff: noqa: S106 (the passwords are test data)
-import glob
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 
+import debian
 import psycopg2
 import pytest
 import yaml
@@ -34,18 +36,9 @@ from test_encode_corpus import CORPUS, LINE_BREAKS, free_port, parse_env_file, r
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
-
-def _bindir():
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
-
-
-BINDIR = _bindir()
-PSQL = shutil.which("psql")
-pytestmark = pytest.mark.skipif(not BINDIR or not PSQL, reason="PostgreSQL server binaries or psql not installed")
+BINDIR = debian.POSTGRESQL_BIN
+PSQL = os.path.join(BINDIR, "psql")
+pytestmark = debian.needs("postgresql-15", "postgresql-client-15")
 
 # Role names PostgreSQL can hold (up to 63 bytes, no NUL): the corpus values that fit.
 NAMEABLE = [v for v in CORPUS if len(v.encode("utf-8")) <= 63]
