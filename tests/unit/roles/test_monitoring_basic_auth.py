@@ -26,7 +26,6 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -44,6 +43,12 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.filter.core import FilterModule as CoreFilters
 from ansible.template import Templar, trust_as_template
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "filter"))
+import test_encode_corpus as corpus  # noqa: E402
+from test_encode_corpus import free_port, until  # noqa: E402
+
+fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TASKS = os.path.join(ROOT, "roles", "exporters", "tasks")
@@ -142,36 +147,7 @@ def read_back(tasks_file, text, register):
     return ansible_eval(block_var(tasks_file, "_exporters_auth_deployed"), **{register: {"content": content}})
 
 
-# --- servers on loopback ------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def until(check, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    return check()
-
-
-@pytest.fixture(name="procs")
-def fixture_procs():
-    started = []
-    yield started
-    for proc in started:
-        proc.terminate()
-    for proc in started:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
+# --- servers on loopback (free_port, until and the ``procs`` fixture: test_encode_corpus) -----
 
 @pytest.fixture(scope="module", name="tls")
 def fixture_tls(tmp_path_factory):
