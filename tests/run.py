@@ -62,33 +62,33 @@ def debian_packages():
     return module
 
 
-def apt_install(debian) -> bool:
-    """Install on the controller every package of debian.INSTALLED that has a file missing.
-    True when every one is there after.
+def apt_install(packages: dict[str, tuple[str, ...]], why: str) -> bool:
+    """Install on the controller every one of ``packages`` (name -> files it provides) that has
+    a file missing. True when every file is there after."""
+    def missing() -> list[str]:
+        return [p for p, files in packages.items() if not all(os.path.exists(f) for f in files)]
 
-    postgresql-15: postgresql-common creates a cluster 15/main on port 5432 (and starts it where
-    services start). The tests never touch it: each starts its own throw-away server (initdb in
-    a temporary directory, a free port from the kernel, its own socket directory)."""
-    missing = debian.missing()
-    if not missing:
+    if not missing():
         return True
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing()]
     if sh(install, env=env):
         sh(["apt-get", "update", "-q"], env=env)  # package lists absent or stale
         sh(install, env=env)
-    missing = debian.missing()
-    if missing:
-        print(f"pytest: Debian packages the tests need could not be installed: apt-get install {' '.join(missing)}")
-    return not missing
+    if missing():
+        print(f"{why}: Debian packages could not be installed: apt-get install {' '.join(missing())}")
+    return not missing()
 
 
 def stage_pytest() -> int:
     # Tests run real servers and Debian's own programs on loopback: the packages they need are
     # installed (libraries, PostgreSQL, Redis, pgBackRest) or unpacked into a cache (servers that
     # must not run as services here) first, so a missing one fails here, named, not as a skip.
+    # postgresql-15: postgresql-common creates a cluster 15/main on port 5432 (and starts it where
+    # services start). The tests never touch it: each starts its own throw-away server (initdb in
+    # a temporary directory, a free port from the kernel, its own socket directory).
     debian = debian_packages()
-    if not apt_install(debian):
+    if not apt_install(debian.INSTALLED, "pytest"):
         return 1
     problems = debian.fetch()
     if problems:
@@ -151,6 +151,9 @@ def stage_sanity() -> int:
                if f.startswith("ignore")] if os.path.isdir(os.path.join(ROOT, "tests", "sanity")) else []
     if any(os.path.getsize(os.path.join(ROOT, "tests", "sanity", f)) for f in ignores):
         print("sanity: ignore files must stay empty:", ignores)
+        return 1
+    # ansible-test skips its shellcheck test (a warning) without the program: install it.
+    if not apt_install({"shellcheck": ("/usr/bin/shellcheck",)}, "sanity"):
         return 1
     get_pip_shim()
     tree = collection_tree()
