@@ -74,7 +74,8 @@ def test_decoded_as_systemd_reads_it(value):
 
 
 def test_unquoted_lines_of_an_older_file_are_read_as_they_stand():
-    assert decode("# old\nAPP_PG_PASSWORD=Abc123 \nAPP_PG_USER=app\n") == {"APP_PG_PASSWORD": "Abc123", "APP_PG_USER": "app"}
+    assert decode("# old\nAPP_PG_PASSWORD=Abc123 \nAPP_PG_USER=app\n") == {"APP_PG_PASSWORD": "Abc123",
+                                                                              "APP_PG_USER": "app"}
 
 
 def previous(phase, deployed, **given):
@@ -106,7 +107,7 @@ def test_final_drops_previous_and_explicit_variables_win_in_accept():
     deployed = decode(rendered("OLD", "ROLD", "SOLD"))
     assert previous("final", deployed) == {"pg": "", "redis": "", "sentinel": ""}
     want = {"pg": "GIVEN", "redis": "ROLD", "sentinel": "SOLD"}
-    assert previous("accept", deployed, app_db_password_previous="GIVEN") == want
+    assert previous("accept", deployed, app_db_password_previous="GIVEN") == want  # noqa: S106 (test data)
 
 
 def test_template_writes_previous_only_when_not_empty():
