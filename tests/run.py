@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)  # lab/ (apt_install; the cache tests/unit/debian.py uses)
 OUT = os.path.join(ROOT, "tests", "output")
 PY = sys.executable
 BIN = os.path.dirname(PY)
@@ -54,8 +56,6 @@ def debian_packages():
     this file)."""
     import importlib.util  # noqa: PLC0415
 
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)  # it reads the cache location from lab/platform.py
     spec = importlib.util.spec_from_file_location("debian", os.path.join(ROOT, "tests", "unit", "debian.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -63,21 +63,19 @@ def debian_packages():
 
 
 def apt_install(packages: dict[str, tuple[str, ...]], why: str) -> bool:
-    """Install on the controller every one of ``packages`` (name -> files it provides) that has
-    a file missing. True when every file is there after."""
-    def missing() -> list[str]:
-        return [p for p, files in packages.items() if not all(os.path.exists(f) for f in files)]
+    """Install ``packages`` (name -> files it provides) on the controller the way `make lab`
+    installs its own (lab/engine.py: only what dpkg does not have). True when every file is
+    there after."""
+    from lab import engine  # noqa: PLC0415
 
-    if not missing():
-        return True
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing()]
-    if sh(install, env=env):
-        sh(["apt-get", "update", "-q"], env=env)  # package lists absent or stale
-        sh(install, env=env)
-    if missing():
-        print(f"{why}: Debian packages could not be installed: apt-get install {' '.join(missing())}")
-    return not missing()
+    try:
+        engine.apt_install(tuple(packages))
+    except (engine.LabError, subprocess.CalledProcessError) as exc:
+        print(f"{why}: {exc}")
+    missing = [p for p, files in packages.items() if not all(os.path.exists(f) for f in files)]
+    if missing:
+        print(f"{why}: Debian packages could not be installed: apt-get install {' '.join(missing)}")
+    return not missing
 
 
 def stage_pytest() -> int:
