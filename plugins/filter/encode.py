@@ -9,6 +9,10 @@ or ``#`` too (``fd00::31`` -> ``fd00\\:\\:31``); a line break is an error.
 ``patroni_pgpass_field``: a PostgreSQL password Patroni writes into its pgpass file: the
 ``pgpass_field`` rules, and white space at the end is an error (Patroni < 4.0 strips it).
 
+``patroni_role_password``: the password of a role Patroni creates at bootstrap (superuser,
+replication, rewind), returned unchanged; a non-ASCII character is an error (Patroni quotes it
+with psycopg2's ``adapt()`` without a connection, Latin-1, and fails).
+
 ``libpq_conninfo_value``: a single-quoted libpq connection string value (``\\`` ``'`` escaped).
 
 ``redis_string``: a double-quoted Redis/Valkey configuration argument (``masterauth``):
@@ -56,8 +60,8 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.module_utils import encode
 
 # filter name -> module_utils function; each one encodes a value for one format
-_FILTERS = ("pgpass_field", "patroni_pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token",
-            "systemd_env_value", "yaml_string", "pgbackrest_value", "prometheus_password", "bcrypt_password",
+_FILTERS = ("pgpass_field", "patroni_pgpass_field", "patroni_role_password", "libpq_conninfo_value", "redis_string",
+            "redis_sentinel_token", "systemd_env_value", "yaml_string", "pgbackrest_value", "prometheus_password", "bcrypt_password",
             "basic_auth_user", "htpasswd_user", "nginx_string")
 
 

@@ -16,6 +16,7 @@ encoder                     format
 ==========================  ===========================================================
 pgpass_field                a field of a libpq password file (``.pgpass``)
 patroni_pgpass_field        a password Patroni writes into its pgpass file
+patroni_role_password       a password of a role Patroni creates at bootstrap (ASCII only)
 libpq_conninfo_value        a value of a libpq ``key=value`` connection string
 redis_string                a double-quoted Redis/Valkey configuration argument
 redis_sentinel_token        a password in sentinel.conf (one bare word)
@@ -170,6 +171,27 @@ def patroni_pgpass_field(value):
     if u"\n" in text or u"\r" in text:
         raise EncodeError("a password in Patroni's pgpass file cannot hold a line break")
     return pgpass_field(text)
+
+
+def patroni_role_password(value):
+    """``value`` -> ``str``: the password of a role Patroni itself creates at bootstrap
+    (superuser, replication, rewind: ``create_or_update_role`` in patroni/postgresql/bootstrap.py
+    runs ``ALTER ROLE ... PASSWORD <literal>``). Patroni quotes the literal with
+    ``quote_literal`` (patroni/psycopg.py), which with psycopg2 calls ``adapt(value)`` without a
+    connection: the value is encoded as Latin-1 and the result decoded as UTF-8, so any
+    non-ASCII character fails the bootstrap ("UnicodeDecodeError ... invalid start byte", or
+    UnicodeEncodeError beyond Latin-1; seen with Patroni 3.0.2 on Debian 12). Returns the value
+    unchanged.
+
+    Raises :class:`EncodeError` on a character outside ASCII, on NUL and on text that is not
+    valid UTF-8. Everything else (spaces, quotes, backslashes) Patroni quotes correctly."""
+    text = _text(value, "a password of a role Patroni creates")
+    for ch in text:
+        if ord(ch) > 0x7F:
+            raise EncodeError("a password of a role Patroni creates at bootstrap (superuser, replication, rewind) "
+                              "must be ASCII: Patroni quotes it with psycopg2's adapt() without a connection "
+                              "(Latin-1), which fails on a non-ASCII character")
+    return text
 
 
 def libpq_conninfo_value(value):
@@ -391,6 +413,7 @@ def htpasswd_user(value):
 ENCODERS = {
     "pgpass_field": pgpass_field,
     "patroni_pgpass_field": patroni_pgpass_field,
+    "patroni_role_password": patroni_role_password,
     "libpq_conninfo_value": libpq_conninfo_value,
     "redis_string": redis_string,
     "redis_sentinel_token": redis_sentinel_token,

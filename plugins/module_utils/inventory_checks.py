@@ -325,13 +325,14 @@ def app_checks(groups, hostvars, defaults):
 # accept the value, or the preflight refuses it before any host is changed. Shapes: "value"
 # (a string), "values" (a mapping: every value, named VARIABLE.KEY), "items.FIELD" (a list of
 # mappings: every item's FIELD, named VARIABLE[NAME].FIELD).
-_PG_ROLE = ("yaml_string", "patroni_pgpass_field")                     # patroni.yml, Patroni's pgpass file
+# patroni.yml, Patroni's pgpass file, Patroni's ALTER ROLE at bootstrap
+_PG_ROLE = ("yaml_string", "patroni_pgpass_field", "patroni_role_password")
 _BASIC_AUTH = ("prometheus_password", "bcrypt_password")              # Prometheus' password_file, bcrypt hashes
 SECRET_FORMATS = (
     # variable, shape, formats, where the value is written
-    ("postgresql_superuser_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
-    ("postgresql_replication_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
-    ("postgresql_rewind_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file"),
+    ("postgresql_superuser_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file, Patroni's bootstrap"),
+    ("postgresql_replication_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file, Patroni's bootstrap"),
+    ("postgresql_rewind_password", "value", _PG_ROLE, "patroni.yml, Patroni's pgpass file, Patroni's bootstrap"),
     ("postgresql_patroni_api_password", "value", ("yaml_string",), "patroni.yml"),
     ("postgresql_users", "items.password", ("libpq_conninfo_value",), "PostgreSQL (ALTER ROLE)"),
     ("redis_admin_password", "value", ("redis_string",), "the Redis ACL files, REDISCLI_AUTH"),

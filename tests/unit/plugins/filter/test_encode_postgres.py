@@ -238,3 +238,24 @@ def test_app_env_password_logs_in(pg, index):
             assert cur.fetchone()[0] == "app%d" % index
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("value", ["ümlaut", "pässwörd", "€uro", "plain ASCII 'quoted' \\ $x"])
+def test_patroni_role_password_follows_patronis_quoting(value):
+    """Patroni's own quoting of the roles it creates at bootstrap (patroni/psycopg.py
+    quote_literal with psycopg2: adapt() without a connection, then .decode('utf-8')) fails
+    exactly on what patroni_role_password refuses (seen: Patroni 3.0.2's bootstrap died with
+    UnicodeDecodeError on a rewind password with an umlaut)."""
+    from psycopg2.extensions import adapt  # noqa: PLC0415 (the library Patroni uses on Debian)
+
+    try:
+        adapt(value).getquoted().decode("utf-8")
+        patroni_ok = True
+    except UnicodeError:
+        patroni_ok = False
+    try:
+        assert encode.patroni_role_password(value) == value
+        ours = True
+    except encode.EncodeError:
+        ours = False
+    assert ours == patroni_ok
