@@ -74,8 +74,8 @@ def test_decoded_as_systemd_reads_it(value):
 
 
 def test_unquoted_lines_of_an_older_file_are_read_as_they_stand():
-    assert decode("# old\nAPP_PG_PASSWORD=Abc123 \nAPP_PG_USER=app\n") == {"APP_PG_PASSWORD": "Abc123",
-                                                                              "APP_PG_USER": "app"}
+    want = {"APP_PG_PASSWORD": "Abc123", "APP_PG_USER": "app"}
+    assert decode("# old\nAPP_PG_PASSWORD=Abc123 \nAPP_PG_USER=app\n") == want
 
 
 def previous(phase, deployed, **given):
