@@ -12,6 +12,8 @@ report -i INV     print hosts, groups, endpoints and health
 exposure -i INV   what answers from outside the stack (nmap from a container on each network,
                   in no inventory group) and between members (every host to every other),
                   against the port map and the firewall's rules; exit 1 on a hole (lab/exposure.py)
+leaks -i INV      no secret in `site.yml -v --check --diff` (which must change nothing) or in any
+                  host's process list; exit 1 otherwise (lab/leaks.py)
 molecule-create   used by molecule/_shared/create.yml
 molecule-destroy  used by molecule/_shared/destroy.yml
 """
@@ -23,7 +25,7 @@ import json
 import subprocess
 import sys
 
-from . import docs, engine, exposure, hosts, images, network, report
+from . import docs, engine, exposure, hosts, images, leaks, network, report
 
 LAB_LABEL = "lab"
 LAB_NETWORK = "hardened-stack-lab"
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     pi = sub.add_parser("images")
     pi.add_argument("--rebuild", action="store_true")
     pi.add_argument("names", nargs="*")
-    for name in ("up", "down", "report", "exposure"):
+    for name in ("up", "down", "report", "exposure", "leaks"):
         sp = sub.add_parser(name)
         sp.add_argument("-i", "--inventory", default="inventories/lab")
         if name == "up":
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "exposure":
             specs, data = inventory_hosts(args.inventory)
             return exposure.run(specs, data, args.inventory, LAB_NETWORK)
+        elif args.cmd == "leaks":
+            specs = inventory_hosts(args.inventory)[0]
+            return leaks.run(specs, args.inventory)
         elif args.cmd == "molecule-create":
             engine.raise_inotify_limits()
             platforms = platform_hosts(json.loads(args.platforms))

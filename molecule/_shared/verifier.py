@@ -32,7 +32,6 @@ import glob
 import ipaddress
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -42,7 +41,7 @@ import yaml
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if PROJECT not in sys.path:
     sys.path.insert(0, PROJECT)
-from lab import collection, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
+from lab import collection, leaks, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
 
 address = collection.module_utils("address")
 secrets = collection.module_utils("secrets")
@@ -215,14 +214,6 @@ def playbook(*args: str, cwd: str, timeout: int = 1200, env: dict | None = None)
     return res.returncode, res.stdout + res.stderr
 
 
-def recap(out: str) -> dict[str, dict[str, int]]:
-    """{host: {ok: n, changed: n, failed: n, ...}} from the last PLAY RECAP of ``out``."""
-    rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.rsplit("PLAY RECAP", maxsplit=1)[-1], re.M):
-        rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return rows
-
-
-def recap_changed(out: str) -> int:
-    """How many tasks changed, over every host of the last PLAY RECAP."""
-    return sum(row.get("changed", 0) for row in recap(out).values())
+# The PLAY RECAP of a playbook's output (lab/leaks.py reads the lab's the same way).
+recap = leaks.recap
+recap_changed = leaks.recap_changed

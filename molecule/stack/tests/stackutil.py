@@ -21,6 +21,7 @@ SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.dirname(os.path.dirname(SCENARIO))
 sys.path.insert(0, os.path.join(PROJECT, "molecule", "_shared"))
 import verifier  # noqa: E402  (molecule/_shared/verifier.py)
+from lab import leaks  # noqa: E402  (the stack's secrets, known once; verifier put the checkout on sys.path)
 CA = "/etc/hardened-stack/pki/ca.crt"
 CLIENT = "stack-client"
 MON = "stack-mon1"
@@ -117,27 +118,10 @@ def password():
     return verifier.secret("monitoring", on=MON, vault="prometheus_auth_password", scenario=SCENARIO)
 
 
-# Every vault-style value the inventory sets (the lab's group_vars/all/vault.yml ...) and the
-# directory of the generated ones, per host.
-_KNOWN = {
-    "directory": "{{ hardened_stack_secrets_dir | default('') }}",
-    "vault": "{{ query('ansible.builtin.vars', 'hardened_stack_secrets_dir', "
-             "*query('ansible.builtin.varnames', '(_password|_pass)$'))[1:] }}",
-    "environment": "{{ (app_secret_environment | default({})).values() | list }}",
-}
-
-
 def known_secrets():
-    """Every password of the stack: each generated file in the secrets directory (read with the
-    collection's secrets module) and each secret value the inventory gives any host."""
-    found = set()
-    rendered = verifier.variables.render(INVENTORY, _KNOWN, "all", env=verifier.molecule_env(SCENARIO))
-    for answer in rendered.values():
-        found.update(str(v) for v in answer["vault"] + answer["environment"] if v not in (None, ""))
-    for directory in {answer["directory"] for answer in rendered.values()}:
-        for kind, params in verifier.collection.stored_secrets(directory):
-            found.add(verifier.secrets.read(kind, directory, **params))
-    return found
+    """Every password of the stack (lab/leaks.py: the generated files and the inventory's
+    vault-style values)."""
+    return leaks.known_secrets(INVENTORY, env=verifier.molecule_env(SCENARIO), minimum=1)
 
 
 def credentials():
