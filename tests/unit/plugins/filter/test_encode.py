@@ -54,7 +54,8 @@ def test_port_matches_systemd_documented_examples():
 
 def test_filters_registered():
     assert set(flt.FilterModule().filters()) == {
-        "pgpass_field", "patroni_pgpass_field", "libpq_conninfo_value", "redis_string", "redis_sentinel_token",
+        "pgpass_field", "patroni_pgpass_field", "patroni_role_password", "libpq_conninfo_value", "redis_string",
+        "redis_sentinel_token",
         "systemd_env_value", "yaml_string", "yaml_document", "pgbackrest_value", "prometheus_password",
         "bcrypt_password", "basic_auth_user", "htpasswd_user", "nginx_string", "encode_problems"}
 
