@@ -4,13 +4,17 @@ While `ansible-playbook playbooks/rotate_secrets.yml` runs against the inventory
 use the stack the way users do, through the public nginx entry of the first load balancer:
 
 * a writer POSTs `/write?id=N` (the demo app commits N to PostgreSQL through the write endpoint)
-  with sequential ids, one request at a time, 2 s timeout, no retries: a 200 is an acknowledged
-  write; any other answer or a timeout is a failed request and the id is never reused;
+  with sequential ids, --write-rate requests a second, 2 s timeout, no retries: a 200 is an
+  acknowledged write; any other answer or a timeout is a failed request and the id is never
+  reused;
 * a poller GETs `/health` (PostgreSQL and Redis through Sentinel) every --interval seconds.
+Together they stay under nginx's per-client limit (nginx_rate_limit, 20 requests/s by default:
+more is answered 429, which is the limit working, not the rotation failing).
 
-Afterwards every acknowledged id is read back (`/read?id=N`): one that is missing is an
-acknowledged write lost. Then each rotated secret is tried, old and new, from inside the
-firewall (over SSH, the password on stdin): the old one must be refused, the new one accepted.
+Afterwards the acknowledged ids are looked up in the app's ledger table with one query, from
+an app host with the app's (new) password: one that is missing is an acknowledged write lost.
+Then each rotated secret is tried, old and new, from inside the firewall (over SSH, the
+password on stdin): the old one must be refused, the new one accepted.
 Goal: 0 failed requests, 0 lost, every old secret refused.
 
 Only generated secrets (the files under hardened_stack_secrets_dir) are rotated by the
@@ -59,7 +63,7 @@ def _request(url: str, ctx: ssl.SSLContext, method: str = "GET", timeout: float 
 class Client(threading.Thread):
     """The writer (``write=True``) or the /health poller."""
 
-    def __init__(self, base: str, ctx: ssl.SSLContext, write: bool, interval: float):
+    def __init__(self, base: str, ctx: ssl.SSLContext, write: bool, interval: float):  # interval: seconds
         super().__init__(daemon=True)
         self.base, self.ctx, self.write, self.interval = base, ctx, write, interval
         self.stop_flag = threading.Event()
@@ -81,8 +85,7 @@ class Client(threading.Thread):
                 self.ok.append((ident, time.monotonic()))
             else:
                 self.failed.append((time.monotonic(), status))
-            if not self.write:
-                time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
 
 def longest_gap(times: list[float]) -> float:
@@ -115,9 +118,20 @@ for which in ("old", "new"):
     finally:
         r.close()
 print(json.dumps(out))''',
+    "ledger": r'''import json, sys, psycopg2
+a = json.loads(sys.stdin.read())
+conn = psycopg2.connect(host=a["host"], port=a["port"], user=a["user"], password=a["password"], dbname=a["dbname"],
+                        sslmode="require", connect_timeout=10)
+with conn, conn.cursor() as cur:
+    cur.execute("select id from ledger where id = any(%s)", (a["ids"],))
+    present = {r[0] for r in cur.fetchall()}
+conn.close()
+print(json.dumps({"missing": sorted(set(a["ids"]) - present)}))''',
     "http": r'''import base64, json, ssl, sys, urllib.error, urllib.request
 a = json.loads(sys.stdin.read()); out = {}
 ctx = ssl.create_default_context(cafile=a["ca"])
+if a.get("cert"):
+    ctx.load_cert_chain(a["cert"], a["key"])
 for which in ("old", "new"):
     req = urllib.request.Request(a["url"], method=a.get("method", "GET"), data=a.get("body", "").encode() or None)
     req.add_header("Authorization", "Basic " + base64.b64encode((a["user"] + ":" + a[which]).encode()).decode())
@@ -130,12 +144,14 @@ for which in ("old", "new"):
         code = e.code
     except OSError as e:
         code = "error: " + str(e)[:200]
-    out[which] = "accepted" if code == 200 else "refused" if code == 401 else "status %s" % code
+    # an empty PATCH /config is refused with 400 after authentication, 401 before it
+    out[which] = "accepted" if code == a.get("ok", 200) else "refused" if code == 401 else "status %s" % code
 print(json.dumps(out))''',
 }
 
 
 def probe(inv: addresses.Inventory, on: str, kind: str, args: dict) -> dict:
+    """Run probe ``kind`` on host ``on`` as root, ``args`` (secrets included) on stdin."""
     cmd = ["ssh", "-i", hosts.ssh_key(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
            f"{hosts.SSH_USER}@{inv.management_name(on)}",
@@ -173,7 +189,7 @@ def rotated(inv: addresses.Inventory, tiers: list[str]) -> list[dict]:
             out.append({"kind": "patroni_api", "params": {"cluster": cluster}, "probe": "http",
                         "on": inv.group("postgres")[-1],
                         "args": {"user": pg_vars.get("postgresql_patroni_api_user", "patroni"), "method": "PATCH",
-                                 "body": "{}", "endpoint": "patroni_config"}})
+                                 "body": "{}", "ok": 400, "endpoint": "patroni_config"}})
     if "redis" in tiers and first["redis"]:
         cluster = redis_vars.get("redis_cluster_name", "redis")
         for user in ("app", "replication", "sentinel", "exporter", "admin"):
@@ -202,8 +218,11 @@ def probe_args(inv: addresses.Inventory, item: dict, old: str, new: str) -> dict
         leader = inv.group("postgres")[0]
         host, port = inv.cluster_address(leader), inv.port("postgresql", leader)
     elif endpoint == "patroni_config":
+        # Patroni checks a client certificate before the password on unsafe methods (403
+        # without one): the member's own, as Patroni's members and patronictl present it.
         member = inv.group("postgres")[0]
         args["url"] = am.url("https", inv.cluster_address(member), inv.port("patroni_api", member), "/config")
+        args.update(cert="/etc/patroni/tls/server.crt", key="/etc/patroni/tls/server.key")
         return args
     elif endpoint == "node_exporter":
         target = inv.group("postgres")[0]
@@ -221,6 +240,8 @@ def main() -> int:
     ap.add_argument("--inventory", default=addresses.LAB_INVENTORY)
     ap.add_argument("--tiers", default=",".join(TIERS), help="comma-separated: postgresql,redis,monitoring")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between /health polls")
+    ap.add_argument("--write-rate", type=float, default=8.0, help="writes a second (with the polls, under nginx's "
+                    "per-client rate limit)")
     ap.add_argument("--ca", help="CA certificate for the public entry (default: the lab's, pki_ca_dir)")
     ap.add_argument("--after", type=float, default=3.0, help="seconds of load after the playbook ends")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
@@ -239,7 +260,7 @@ def main() -> int:
     lb = inv.host("loadbalancers")
     base = f"https://{inv.management_name(lb)}:{inv.port('https', lb)}"
     ctx = ssl.create_default_context(cafile=ca)
-    writer, poller = Client(base, ctx, True, 0), Client(base, ctx, False, args.interval)
+    writer, poller = Client(base, ctx, True, 1.0 / args.write_rate), Client(base, ctx, False, args.interval)
     writer.start()
     poller.start()
     time.sleep(2)
@@ -255,11 +276,17 @@ def main() -> int:
     for client in (writer, poller):
         client.join(10)
 
-    lost = [i for i, _t in writer.ok if _request(f"{base}/read?id={i}", ctx) != 200]
+    app_host = inv.host("app")
+    pg_host, pg_port = addresses.split_endpoint(inv.endpoint("pg_write"))
+    app_db = inv.hostvars.get(app_host, {}).get("app_db_name", "app")
+    found = probe(inv, app_host, "ledger", {"host": pg_host, "port": pg_port, "user": "app", "dbname": app_db,
+                                            "password": inv.db_password("app"), "ids": [i for i, _t in writer.ok]})
+    lost = found.get("missing", ["(read-back failed: %s)" % found])
     print(f"rotate_secrets.yml (tiers {','.join(tiers)}): rc={play.returncode} in {duration:.1f} s")
     if play.returncode != 0:
         print("\n".join(play.stdout.splitlines()[-40:]))
-    print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests, "
+    print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests "
+          f"(statuses {sorted({st for _t, st in writer.failed})}), "
           f"longest gap {longest_gap([t for _i, t in writer.ok]):.2f} s, acknowledged writes lost: {len(lost)}")
     statuses = sorted({s for _t, s in poller.failed})
     print(f"/health : {len(poller.ok)} ok, {len(poller.failed)} failed (statuses {statuses}), "
