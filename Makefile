@@ -16,11 +16,12 @@ LAB_INVENTORY ?= inventories/lab
 LAB_UP_ARGS ?=
 SCENARIO ?= pki
 
-.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-down test molecule clean
+.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-leaks lab-down test molecule clean
 
 help:
 	@echo "make lab       bring up the lab from $(LAB_INVENTORY) and converge site.yml"
 	@echo "make lab-exposure  what answers from outside the stack and between members (issue 15)"
+	@echo "make lab-leaks     no secret in a -v --check --diff rerun (0 changed) or a process list (issue 16)"
 	@echo "make lab-down  remove the lab hosts, networks and /etc/hosts names"
 	@echo "make lab LAB_UP_ARGS=--ipv6   the lab with a dual-stack cluster network"
 	@echo "make test      lint, unit, sanity, build and Molecule (what CI runs)"
@@ -69,6 +70,10 @@ lab: lab-up
 # other, against the port map and the firewall's rules; exit 1 on a hole (lab/exposure.py).
 lab-exposure: collection-link
 	$(PY) -m lab exposure -i $(LAB_INVENTORY)
+
+# No secret in `site.yml -v --check --diff` (0 changed) or in any host's process list (lab/leaks.py).
+lab-leaks: collection-link
+	$(PY) -m lab leaks -i $(LAB_INVENTORY)
 
 lab-down: venv
 	$(PY) -m lab down -i $(LAB_INVENTORY)
