@@ -234,7 +234,8 @@ def missing_message(kind, directory=None, vault_variable=None, **params):
     return ("secret %s does not exist (%s). It is created by the %s role: run it first (site.yml does), "
             "or set %s from a vault (and point %s at another directory if the file lives elsewhere)."
             % (path(kind, directory, **params), _described(spec, params), spec.producer,
-               vault_variable or spec.vault_variable, DIR_VAR))
+               vault_variable or spec.vault_variable.replace("<user>", u"%s" % (params.get("user") or "<user>")),
+               DIR_VAR))
 
 
 def read(kind, directory=None, vault_variable=None, **params):

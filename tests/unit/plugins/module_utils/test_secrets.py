@@ -170,7 +170,9 @@ def test_read_of_a_missing_secret_names_producer_and_vault_variable_and_creates_
     spec = secrets.KINDS[kind]
     assert str(tmp_path / rel) in text
     assert "created by the %s role" % spec.producer in text
-    assert "set %s from a vault" % spec.vault_variable in text
+    # the kind's variable, with the user filled in (redis_<user>_password -> redis_sentinel_password)
+    assert "set %s from a vault" % spec.vault_variable.replace("<user>", str(params.get("user"))) in text
+    assert "<user>" not in text
     assert "hardened_stack_secrets_dir" in text
     assert not tree(str(tmp_path))
 
