@@ -16,11 +16,12 @@ LAB_INVENTORY ?= inventories/lab
 LAB_UP_ARGS ?=
 SCENARIO ?= pki
 
-.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-leaks lab-down test molecule clean
+.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-leaks lab-job-scoped lab-down test molecule clean
 
 help:
 	@echo "make lab       bring up the lab from $(LAB_INVENTORY) and converge site.yml"
 	@echo "make lab-exposure  what answers from outside the stack and between members (issue 15)"
+	@echo "make lab-job-scoped the job-scoped secrets recipe (docs/secrets.md) run against the lab: 0 changed"
 	@echo "make lab-leaks     no secret in a -v --check --diff rerun (0 changed) or a process list (issue 16)"
 	@echo "make lab-down  remove the lab hosts, networks and /etc/hosts names"
 	@echo "make lab LAB_UP_ARGS=--ipv6   the lab with a dual-stack cluster network"
@@ -74,6 +75,11 @@ lab-exposure: collection-link
 # No secret in `site.yml -v --check --diff` (0 changed) or in any host's process list (lab/leaks.py).
 lab-leaks: collection-link
 	$(PY) -m lab leaks -i $(LAB_INVENTORY)
+
+# The job-scoped recipe of docs/secrets.md (AWX-style credential, directories of one job), run as
+# written against the converged lab: exit 0, nothing changed, nothing left (lab/jobscoped.py).
+lab-job-scoped: collection-link
+	$(PY) -m lab job-scoped -i $(LAB_INVENTORY)
 
 lab-down: venv
 	$(PY) -m lab down -i $(LAB_INVENTORY)

@@ -68,12 +68,12 @@ class Client(threading.Thread):
         self.base, self.ctx, self.write, self.interval = base, ctx, write, interval
         self.stop_flag = threading.Event()
         self.ok: list[tuple[int, float]] = []      # (id, monotonic time) of successful requests
-        self.failed: list[tuple[float, int]] = []  # (monotonic time, status; 0 = no answer)
+        self.failed: list[tuple[float, int, float]] = []  # (monotonic time, status; 0 = no answer, wall time sent)
         self.next_id = int(time.time() * 1000)     # unique across runs: the ledger table is shared
 
     def run(self):
         while not self.stop_flag.is_set():
-            started = time.monotonic()
+            started, sent = time.monotonic(), time.time()
             if self.write:
                 ident = self.next_id
                 self.next_id += 1
@@ -84,8 +84,38 @@ class Client(threading.Thread):
             if status == 200:
                 self.ok.append((ident, time.monotonic()))
             else:
-                self.failed.append((time.monotonic(), status))
+                self.failed.append((time.monotonic(), status, sent))
             time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+def task_log(path: str) -> list[tuple[float, str]]:
+    """(wall time, "TASK [...]" / "PLAY [...]" line) from an ansible log (ANSIBLE_LOG_PATH)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                # 2026-12-07 10:40:01,123 p=1 u=root n=ansible INFO| TASK [role : name] ****
+                head, sep, text = line.partition("| ")
+                if not sep or not text.startswith(("TASK [", "PLAY [", "RUNNING HANDLER [")):
+                    continue
+                try:
+                    when = time.mktime(time.strptime(head[:19], "%Y-%m-%d %H:%M:%S")) + float("0." + head[20:23])
+                except ValueError:
+                    continue
+                out.append((when, text.rstrip(" *\n")))
+    except OSError:
+        pass
+    return out
+
+
+def running_task(tasks: list[tuple[float, str]], when: float) -> str:
+    """The playbook's task that had started last before wall time ``when``."""
+    current = "(before the playbook)"
+    for started, name in tasks:
+        if started > when:
+            break
+        current = name
+    return current
 
 
 def longest_gap(times: list[float]) -> float:
@@ -267,8 +297,10 @@ def main() -> int:
     cmd = [os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inv.path,
            os.path.join(PROJECT, "playbooks", "rotate_secrets.yml"), "-e", json.dumps({"rotate_tiers": tiers}),
            *args.playbook_args]
+    log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-rotate-{os.getpid()}.log")
+    env = dict(os.environ, ANSIBLE_LOG_PATH=log)
     started = time.monotonic()
-    play = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)
+    play = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False, env=env)
     duration = time.monotonic() - started
     time.sleep(args.after)
     for client in (writer, poller):
@@ -286,11 +318,17 @@ def main() -> int:
     if play.returncode != 0:
         print("\n".join(play.stdout.splitlines()[-40:]))
     print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests "
-          f"(statuses {sorted({st for _t, st in writer.failed})}), "
+          f"(statuses {sorted({st for _t, st, _w in writer.failed})}), "
           f"longest gap {longest_gap([t for _i, t in writer.ok]):.2f} s, acknowledged writes lost: {len(lost)}")
-    statuses = sorted({s for _t, s in poller.failed})
+    statuses = sorted({s for _t, s, _w in poller.failed})
     print(f"/health : {len(poller.ok)} ok, {len(poller.failed)} failed (statuses {statuses}), "
           f"longest gap {longest_gap([t for _i, t in poller.ok]):.2f} s")
+    tasks = task_log(log)
+    for name, client in (("write", writer), ("/health", poller)):
+        for _t, status, sent in client.failed:
+            print(f"  failed {name} at {time.strftime('%H:%M:%S', time.localtime(sent))}.{int(sent % 1 * 1000):03d}"
+                  f" (status {status}) during {running_task(tasks, sent)}")
+    print(f"  playbook log (task start times): {log}")
     bad = play.returncode != 0 or writer.failed or poller.failed or lost
     for item in items:
         new = secrets.read(item["kind"], directory, **item["params"])

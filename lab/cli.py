@@ -12,6 +12,9 @@ report -i INV     print hosts, groups, endpoints and health
 exposure -i INV   what answers from outside the stack (nmap from a container on each network,
                   in no inventory group) and between members (every host to every other),
                   against the port map and the firewall's rules; exit 1 on a hole (lab/exposure.py)
+job-scoped -i INV the job-scoped recipe of docs/secrets.md, run as written against a converged
+                  lab (every secret from an AWX-style credential, the CA from files, directories
+                  of one job): exit 0, nothing changed, nothing left (lab/jobscoped.py)
 leaks -i INV      no secret in `site.yml -v --check --diff` (which must change nothing) or in any
                   host's process list; exit 1 otherwise (lab/leaks.py)
 molecule-create   used by molecule/_shared/create.yml
@@ -25,7 +28,7 @@ import json
 import subprocess
 import sys
 
-from . import docs, engine, exposure, hosts, images, leaks, network, report
+from . import docs, engine, exposure, hosts, images, jobscoped, leaks, network, report
 
 LAB_LABEL = "lab"
 LAB_NETWORK = "hardened-stack-lab"
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     pi = sub.add_parser("images")
     pi.add_argument("--rebuild", action="store_true")
     pi.add_argument("names", nargs="*")
-    for name in ("up", "down", "report", "exposure", "leaks"):
+    for name in ("up", "down", "report", "exposure", "leaks", "job-scoped"):
         sp = sub.add_parser(name)
         sp.add_argument("-i", "--inventory", default="inventories/lab")
         if name == "up":
@@ -125,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "leaks":
             specs = inventory_hosts(args.inventory)[0]
             return leaks.run(specs, args.inventory)
+        elif args.cmd == "job-scoped":
+            try:
+                return jobscoped.run(args.inventory)
+            except jobscoped.RecipeError as exc:
+                print(f"lab: job-scoped: {exc}", file=sys.stderr)
+                return 1
         elif args.cmd == "molecule-create":
             engine.raise_inotify_limits()
             platforms = platform_hosts(json.loads(args.platforms))

@@ -67,3 +67,34 @@ def test_stored_secrets_lists_every_file_of_the_layout_and_nothing_else(tmp_path
     assert collection.stored_secrets(store) == [
         ("backup_cipher", {"stanza": "hs"}), ("monitoring", {}), ("patroni_api", {"cluster": "hs"}),
         ("postgresql", {"cluster": "hs", "user": "app"})]
+
+
+def test_job_scoped_recipe_of_the_docs_is_complete():
+    """`make lab-job-scoped` runs docs/secrets.md's AWX recipe as written: the docs must hold its
+    inventory block, wrapper playbook, credential type and injectors, every injected field must be
+    declared, and every injected secret variable must be one the check can read from the lab."""
+    from lab import jobscoped  # noqa: PLC0415
+
+    with open(jobscoped.DOC, encoding="utf-8") as fh:
+        parts = jobscoped.recipe(fh.read())
+    assert parts["inventory"]["hardened_stack_secrets_dir"].startswith("{{ hs_job_dir }}")
+    assert [play["name"] for play in parts["wrapper"]][1] == "The stack"
+    assert set(parts["extra_vars"].values()) <= set(parts["fields"])
+    assert set(parts["required"]) <= set(parts["fields"])
+    secret_vars = {v for v in parts["extra_vars"] if not v.startswith("hs_ca_")}
+    assert secret_vars <= set(jobscoped.SOURCES), secret_vars - set(jobscoped.SOURCES)
+    # every generated secret of the layout is injected (else the job would generate and lose it)
+    kinds = {jobscoped.SOURCES[v][0] for v in secret_vars}
+    assert kinds == set(secrets.KINDS), set(secrets.KINDS) - kinds
+
+
+def test_job_scoped_credential_file_is_unsafe_yaml():
+    import yaml  # noqa: PLC0415
+    from lab import jobscoped  # noqa: PLC0415
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!unsafe", lambda loader, node: ("unsafe", loader.construct_scalar(node)))
+    value = 'a {{ b }} "q" \\ ä\n'
+    assert yaml.load(jobscoped.unsafe_yaml({"x": value}), Loader=Loader) == {"x": ("unsafe", value)}  # noqa: S506
