@@ -53,7 +53,10 @@ options:
   vault_variable:
     description:
       - The variable the caller would take instead of the file, named in the error message
-        (default, the producing role's variable).
+        (default, the producing role's variable for this one secret, e.g.
+        C(postgresql_replication_password) for the replication user, the C(postgresql_users)
+        entry for an application role, C(redis_sentinel_password) for the Redis user
+        C(sentinel)).
     type: str
   secrets_dir:
     description:
@@ -86,13 +89,31 @@ _raw:
   elements: str
 """
 
-from ansible.errors import AnsibleLookupError
+from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 from ansible_collections.hardened.stack.plugins.module_utils import secrets
 
 
 class LookupModule(LookupBase):
+
+    def _user_names(self, kind, variables):
+        """The host's values of the variables naming users with a vault variable of their own
+        (postgresql_superuser ...), for the missing-secret message only; unknown or unrenderable
+        ones are left to the role defaults."""
+        names = {}
+        for name in secrets.user_variables(kind) if kind in secrets.KINDS else ():
+            if not variables or name not in variables:
+                continue
+            value = variables[name]
+            if self._templar is not None:
+                try:
+                    value = self._templar.template(value)
+                except AnsibleError:
+                    value = None  # a message detail: never fail the lookup for it
+            if isinstance(value, str) and value and "{{" not in value:
+                names[name] = value
+        return names
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
@@ -113,7 +134,9 @@ class LookupModule(LookupBase):
             if self.get_option("create"):
                 value = secrets.produce(kind, directory, **params)
             else:
-                value = secrets.read(kind, directory, vault_variable=self.get_option("vault_variable"), **params)
+                vault = self.get_option("vault_variable") or secrets.replacing_variable(
+                    kind, self._user_names(kind, variables), **params)
+                value = secrets.read(kind, directory, vault_variable=vault, **params)
         except secrets.SecretError as exc:
             raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
         return [value]

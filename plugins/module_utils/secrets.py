@@ -69,13 +69,18 @@ class Kind(object):
     """One kind of secret: where it lives (``pattern`` with ``{param}`` fields), who makes it,
     how it is generated, and which vault variable replaces it."""
 
-    def __init__(self, pattern, producer, description, vault_variable, length=32, legacy=()):
+    def __init__(self, pattern, producer, description, vault_variable, length=32, legacy=(), users=(),
+                 other_user=None):
         self.pattern = pattern
         self.producer = producer
         self.description = description
         self.vault_variable = vault_variable
         self.length = length
         self.legacy = legacy
+        # the users with a variable of their own: (variable naming the user, its role default,
+        # the vault variable), and the words for any other user (``{user}`` filled in)
+        self.users = users
+        self.other_user = other_user
 
     @property
     def params(self):
@@ -88,7 +93,11 @@ KINDS = {
         "the password of PostgreSQL role USER (superuser, replication, rewind, every postgresql_users entry)",
         "postgresql_superuser_password, postgresql_replication_password, postgresql_rewind_password "
         "or the postgresql_users entry's password",
-        legacy=("{cluster}/{user}",)),
+        legacy=("{cluster}/{user}",),
+        users=(("postgresql_superuser", "postgres", "postgresql_superuser_password"),
+               ("postgresql_replication_user", "replicator", "postgresql_replication_password"),
+               ("postgresql_rewind_user", "rewinder", "postgresql_rewind_password")),
+        other_user="the password of the postgresql_users entry named {user}"),
     "patroni_api": Kind(
         "postgresql/{cluster}/patroni-api", "hardened.stack.postgresql",
         "the Patroni REST API password (postgresql_patroni_api_user)",
@@ -228,14 +237,43 @@ def _described(spec, params):
     return text
 
 
+def user_variables(kind):
+    """The variables naming the users that have a vault variable of their own (for the
+    ``names`` of :func:`replacing_variable`): ``("postgresql_superuser", ...)`` for postgresql."""
+    return tuple(variable for variable, _default, _vault in _kind(kind).users)
+
+
+def replacing_variable(kind, names=None, **params):
+    """The one variable (or entry) that replaces this secret, for messages: the PostgreSQL
+    superuser's file is replaced by postgresql_superuser_password, an application role's by its
+    postgresql_users entry, Redis user USER's by redis_USER_password. ``names``: the values of
+    :func:`user_variables` where the caller knows them (the inventory's), the role defaults
+    otherwise."""
+    spec = _kind(kind)
+    user = params.get("user")
+    if user in (None, ""):
+        return spec.vault_variable
+    user = u"%s" % user
+    if spec.users:
+        names = names or {}
+        for variable, default, vault in spec.users:
+            given = names.get(variable)
+            if user == (u"%s" % given if given not in (None, "") else default):
+                return vault
+        if spec.other_user:
+            return spec.other_user.format(user=user)
+    return spec.vault_variable.replace("<user>", user)
+
+
 def missing_message(kind, directory=None, vault_variable=None, **params):
-    """What a consumer says when the secret does not exist (no value involved)."""
+    """What a consumer says when the secret does not exist (no value involved): the producing
+    role and the one variable that replaces the file (``vault_variable``, the caller's, else
+    :func:`replacing_variable`)."""
     spec = _kind(kind)
     return ("secret %s does not exist (%s). It is created by the %s role: run it first (site.yml does), "
             "or set %s from a vault (and point %s at another directory if the file lives elsewhere)."
             % (path(kind, directory, **params), _described(spec, params), spec.producer,
-               vault_variable or spec.vault_variable.replace("<user>", u"%s" % (params.get("user") or "<user>")),
-               DIR_VAR))
+               vault_variable or replacing_variable(kind, **params), DIR_VAR))
 
 
 def read(kind, directory=None, vault_variable=None, **params):

@@ -94,6 +94,22 @@ def test_consumer_without_vault_variable_names_the_producers_variable(home, tmp_
     assert "created by the hardened.stack.backup role" in msg and "set backup_repo_cipher_pass from a vault" in msg
 
 
+def test_consumer_names_the_one_postgresql_variable_of_the_user(home, tmp_path):
+    """Without vault_variable the message names the variable of that user only (the replication
+    user's), taking the user names from the host's variables (a renamed superuser)."""
+    store = {"hardened_stack_secrets_dir": str(tmp_path / "s")}
+    expr = "{{ lookup('hardened.stack.secret', 'postgresql', cluster='hs', user='replicator') }}"
+    failed, msg = one(run(home, expr, extra=store))
+    assert failed and "or set postgresql_replication_password from a vault" in msg
+    assert "postgresql_superuser_password" not in msg and "postgresql_rewind_password" not in msg
+    expr = "{{ lookup('hardened.stack.secret', 'postgresql', cluster='hs', user='pgadmin') }}"
+    failed, msg = one(run(home, expr, extra=dict(store, postgresql_superuser="pgadmin")))
+    assert failed and "or set postgresql_superuser_password from a vault" in msg
+    failed, msg = one(run(home, expr, extra=store))
+    assert failed and "or set the password of the postgresql_users entry named pgadmin from a vault" in msg
+    assert not (tmp_path / "s").exists()
+
+
 def test_consumer_reads_what_the_producer_made(home, tmp_path):
     store = tmp_path / "store"
     value = secrets.produce("postgresql", str(store), cluster="hs", user="app")

@@ -10,6 +10,7 @@ import string
 import threading
 
 import pytest
+import yaml
 from ansible_collections.hardened.stack.plugins.module_utils import secrets
 
 # One example of every kind's parameters, and where the contract puts it.
@@ -170,9 +171,10 @@ def test_read_of_a_missing_secret_names_producer_and_vault_variable_and_creates_
     spec = secrets.KINDS[kind]
     assert str(tmp_path / rel) in text
     assert "created by the %s role" % spec.producer in text
-    # the kind's variable, with the user filled in (redis_<user>_password -> redis_sentinel_password)
-    assert "set %s from a vault" % spec.vault_variable.replace("<user>", str(params.get("user"))) in text
-    assert "<user>" not in text
+    # the one variable of this secret (redis_<user>_password -> redis_sentinel_password; the
+    # postgresql_users entry of an application role), never the kind's whole list
+    assert "set %s from a vault" % secrets.replacing_variable(kind, **params) in text
+    assert "<user>" not in text and " or the postgresql_users entry's password" not in text
     assert "hardened_stack_secrets_dir" in text
     assert not tree(str(tmp_path))
 
@@ -184,6 +186,48 @@ def test_read_names_the_callers_vault_variable(tmp_path):
     assert "redis_<user>_password" not in str(err.value)
     assert secrets.missing_message("redis", str(tmp_path), "redis_sentinel_password", cluster="redis",
                                    user="sentinel") in str(err.value)
+
+
+# The PostgreSQL role's own users have a vault variable each; any other role is a postgresql_users
+# entry (the tryout: every missing postgresql secret listed all four variables).
+PG_USERS = [
+    ("postgres", None, "postgresql_superuser_password"),
+    ("replicator", None, "postgresql_replication_password"),
+    ("rewinder", None, "postgresql_rewind_password"),
+    ("app", None, "the password of the postgresql_users entry named app"),
+    # the inventory renamed the superuser: its name, not the default, decides
+    ("pgadmin", {"postgresql_superuser": "pgadmin"}, "postgresql_superuser_password"),
+    ("postgres", {"postgresql_superuser": "pgadmin"}, "the password of the postgresql_users entry named postgres"),
+]
+
+
+@pytest.mark.parametrize("user, names, expected", PG_USERS)
+def test_a_missing_postgresql_secret_names_the_one_variable_of_its_user(tmp_path, user, names, expected):
+    assert secrets.replacing_variable("postgresql", names, cluster="main", user=user) == expected
+    text = secrets.missing_message("postgresql", str(tmp_path), secrets.replacing_variable(
+        "postgresql", names, cluster="main", user=user), cluster="main", user=user)
+    assert "or set %s from a vault" % expected in text
+    others = {"postgresql_superuser_password", "postgresql_replication_password", "postgresql_rewind_password"}
+    assert [v for v in others if v in text] == ([expected] if expected in others else [])
+    if names is None:
+        with pytest.raises(secrets.SecretError) as err:
+            secrets.read("postgresql", str(tmp_path), cluster="main", user=user)
+        assert "or set %s from a vault" % expected in str(err.value)
+
+
+def test_the_users_with_a_variable_of_their_own_are_the_postgresql_roles_defaults():
+    """secrets.py names them by the role defaults when the caller does not know the inventory's
+    names: they must be the postgresql role's defaults."""
+    with open(os.path.join(os.path.dirname(secrets.__file__), "..", "..", "roles", "postgresql", "defaults",
+                           "main.yml"), encoding="utf-8") as fh:
+        defaults = yaml.safe_load(fh)
+    assert secrets.user_variables("postgresql") == (
+        "postgresql_superuser", "postgresql_replication_user", "postgresql_rewind_user")
+    for variable, default, vault in secrets.KINDS["postgresql"].users:
+        assert defaults[variable] == default and vault in defaults
+    assert secrets.user_variables("redis") == ()
+    assert secrets.replacing_variable("redis", cluster="c", user="admin") == "redis_admin_password"
+    assert secrets.replacing_variable("backup_user", stanza="s", user="pgdump") == "backup_pg_dump_password"
 
 
 def test_read_in_a_directory_that_does_not_exist_creates_nothing(tmp_path):
