@@ -1,18 +1,24 @@
 """Generated parts of the documentation: in README.md who talks to whom on which port (from
 the port map) and a variables overview per role (from each role's meta/argument_specs.yml); in
-docs/secrets.md the secrets layout (from plugins/module_utils/secrets.py, ``layout()``).
+docs/secrets.md the secrets layout (from plugins/module_utils/secrets.py, ``layout()``) and what
+each secret may not hold (from plugins/module_utils/inventory_checks.py, ``secret_limits()``:
+SECRET_FORMATS run through the encoders); the same limits in the example inventory's vault file
+template (as YAML comments).
 
     python -m lab docs           # rewrite the generated sections
     python -m lab docs --check   # exit 1 when a file is out of date (make test runs this)
 
 A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and
-``<!-- END GENERATED: name -->``; everything else in the README is written by hand.
+``<!-- END GENERATED: name -->``; everything else in the README is written by hand. In a YAML
+file both markers are comments (``# <!-- BEGIN GENERATED: name -->``) and so is every generated
+line.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import textwrap
 
 import yaml
 
@@ -22,6 +28,9 @@ from .report import port_map
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 SECRETS_DOC = os.path.join(ROOT, "docs", "secrets.md")
+VAULT_EXAMPLE = os.path.join(ROOT, "inventories", "example", "group_vars", "all", "vault.yml.example")
+# Files whose generated lines are comments: the prefix of each line.
+COMMENTED = {VAULT_EXAMPLE: "# "}
 
 
 def _site_roles() -> list[str]:
@@ -82,9 +91,14 @@ def variables_overview() -> str:
         out.append("")
         out.append("| variable | type | default | description |")
         out.append("| --- | --- | --- | --- |")
+        role_defaults = _role_defaults(role)
         for name, opt in sorted(options.items()):
-            default = opt.get("default", "")
-            default = "" if default is None else _one_line(yaml.safe_dump(default, default_flow_style=True).strip())
+            # a templated default is not in the spec (it is rendered on the host): show it as written
+            default = opt["default"] if "default" in opt else role_defaults.get(name, "")
+            if isinstance(default, str) and "{{" in default:
+                default = _one_line(default)
+            else:
+                default = "" if default is None else _one_line(yaml.safe_dump(default, default_flow_style=True).strip())
             if default.endswith("..."):
                 default = default[:-3].strip()
             if len(default) > 60:
@@ -116,19 +130,87 @@ def secrets_layout() -> str:
     return "\n".join(lines)
 
 
+def secret_limits_table() -> str:
+    """What each secret (and user name) the inventory gives may not hold: the preflight refuses
+    it, naming the variable (inventory_checks.secret_limits())."""
+    common, rows = collection.module_utils("inventory_checks").secret_limits()
+    lines = [f"Refused in every value: {', '.join(common)}. Further refused, per variable (anything not "
+             "listed is carried as it is):", "",
+             "| variable | written to | also refused |", "| --- | --- | --- |"]
+    for name, where, features in rows:
+        shown = f"`{name.split(' ', 1)[0]}`" + (f" {name.split(' ', 1)[1]}" if " " in name else "")
+        lines.append(f"| {shown} | {_one_line(where)} | {_one_line(', '.join(features)) or 'nothing else'} |")
+    return "\n".join(lines)
+
+
+def generate_switches() -> str:
+    """The generate switches and what each requires when false (inventory_checks.REQUIRED_SECRETS)."""
+    ic = collection.module_utils("inventory_checks")
+    lines = ["| switch (default `true`) | role | on the hosts of | required when `false` |",
+             "| --- | --- | --- | --- |"]
+    for role in (r for r in _site_roles() if r in ic.REQUIRED_SECRETS):
+        groups, flag, names = ic.REQUIRED_SECRETS[role]
+        default = _role_defaults(role).get(flag)
+        alias = re.match(r"^\{\{\s*(\w+)\s*\|", default) if isinstance(default, str) else None
+        flag_text = f"`{flag}` (follows `{alias.group(1)}`)" if alias else f"`{flag}`"
+        lines.append(f"| {flag_text} | `hardened.stack.{role}` | {', '.join(groups)} | "
+                     f"{', '.join(f'`{n}`' for n in names)} |")
+    return "\n".join(lines)
+
+
+def _role_defaults(role: str) -> dict:
+    path = os.path.join(ROOT, "roles", role, "defaults", "main.yml")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def _is_secret(name: str) -> bool:
+    ic = collection.module_utils("inventory_checks")
+    base = name.split("[", 1)[0].split(" ", 1)[0]
+    return base.endswith(ic.SECRET_SUFFIXES) or base in ic.SECRET_NAMES or base == "app_secret_environment"
+
+
+def vault_limits() -> str:
+    """The same limits for the vault file template: the secrets with a limit of their own."""
+    common, rows = collection.module_utils("inventory_checks").secret_limits()
+    text = [f"What the preflight refuses in a value (before any change, naming the variable; generated from "
+            f"SECRET_FORMATS in plugins/module_utils/inventory_checks.py by `python -m lab docs`, do not edit): "
+            f"in every variable {' and '.join(common)}; further:"]
+    out = []
+    for line in text:
+        out += textwrap.wrap(line, 96)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, _where, features in rows:
+        if features and _is_secret(name):
+            groups.setdefault(tuple(features), []).append(name)
+    for features, names in groups.items():
+        out += textwrap.wrap(f"{', '.join(names)}: {', '.join(features)}", 96,
+                             initial_indent="  ", subsequent_indent="    ")
+    out += textwrap.wrap("Anything not listed is carried as it is: spaces, quotes, backslashes, $, #, %, ! and "
+                         "non-ASCII letters, except where listed above.", 96)
+    return "\n".join(out)
+
+
 # file -> {section name: generator}
 SECTIONS = {README: {"port-map": port_diagram, "variables": variables_overview},
-            SECRETS_DOC: {"secrets-layout": secrets_layout}}
+            SECRETS_DOC: {"secrets-layout": secrets_layout, "secret-limits": secret_limits_table,
+                          "generate-switches": generate_switches},
+            VAULT_EXAMPLE: {"vault-limits": vault_limits}}
 
 
-def render(text: str, sections: dict | None = None, where: str = "README.md") -> str:
+def render(text: str, sections: dict | None = None, where: str = "README.md", prefix: str = "") -> str:
+    """``text`` with each generated section rewritten; ``prefix`` starts every generated line and
+    the end marker (``"# "`` in a YAML file)."""
     for name, fn in (SECTIONS[README] if sections is None else sections).items():
-        begin, end = f"<!-- BEGIN GENERATED: {name} -->", f"<!-- END GENERATED: {name} -->"
+        begin, end = f"<!-- BEGIN GENERATED: {name} -->", f"{prefix}<!-- END GENERATED: {name} -->"
         if begin not in text or end not in text:
             raise SystemExit(f"{where} has no {begin} ... {end} section")
         head, rest = text.split(begin, 1)
         tail = rest.split(end, 1)[1]
-        text = f"{head}{begin}\n{fn()}\n{end}{tail}"
+        body = "\n".join((prefix + line).rstrip() if line else prefix.rstrip() for line in fn().split("\n"))
+        text = f"{head}{begin}\n{body}\n{end}{tail}"
     return text
 
 
@@ -138,7 +220,7 @@ def main(check: bool = False) -> int:
         where = os.path.relpath(path, ROOT)
         with open(path, encoding="utf-8") as fh:
             current = fh.read()
-        wanted = render(current, sections, where)
+        wanted = render(current, sections, where, COMMENTED.get(path, ""))
         if wanted == current:
             continue
         if check:

@@ -43,11 +43,34 @@ def _plain_vars(host_vars, flags):
 
 def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False):
     """Messages for every inventory-wide defect (empty list: the inventory is sound)."""
-    flags = set(flag for flag, _names in ic.REQUIRED_SECRETS.values())
+    flags = set(flag for _groups, flag, _names in ic.REQUIRED_SECRETS.values())
     plain = dict((host, _plain_vars(hostvars[host], flags)) for host in groups.get("all", []))
     return ic.inventory_problems(dict(groups), plain, dict(port_map), dict(defaults or {}), bool(lab))
 
 
+def required_secret_variables(role):
+    """The variables ``role``'s required-secrets check reads (its generate switch first), for
+    ``query('ansible.builtin.vars', *names)`` in the role's preflight."""
+    if role not in ic.REQUIRED_SECRETS:
+        raise AnsibleError("required_secret_variables: no entry for role %r in REQUIRED_SECRETS" % role)
+    return ic.required_secret_variables(role)
+
+
+def required_secret_problems(role, where, values):
+    """``[message]`` when ``role``'s generate switch is false and a required secret is empty
+    (names only), else ``[]``. ``values``: the values of :func:`required_secret_variables`, in
+    that order. The same table and message as the site's inventory check."""
+    names = required_secret_variables(role)
+    values = list(values)
+    if len(values) != len(names):
+        raise AnsibleError("required_secret_problems: %d values for the %d variables %s"
+                           % (len(values), len(names), ", ".join(names)))
+    plain = dict((name, encode.plain_data(values[index])) for index, name in enumerate(names))
+    return ic.required_secret_problems(role, plain, u"%s" % where)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"inventory_problems": inventory_problems}
+        return {"inventory_problems": inventory_problems,
+                "required_secret_variables": required_secret_variables,
+                "required_secret_problems": required_secret_problems}

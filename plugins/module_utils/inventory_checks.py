@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import difflib
 import os
+import re
 
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import encode
@@ -34,14 +35,25 @@ MIN_PASSWORD_LENGTH = 12
 SECRET_SUFFIXES = ("_password", "_passphrase", "_secret", "_token")
 # Secrets whose names end otherwise.
 SECRET_NAMES = ("backup_repo_cipher_pass",)
-# Passwords each role needs when it may not generate them (generate flag, names).
+# The secrets each role needs when its generate switch is false: role -> (the groups the site
+# playbook applies it to, the switch, the variables). An entry is a variable name, or
+# "VARIABLE[].FIELD" for every item of a list of mappings (the item's FIELD). One table for the
+# inventory check below and for every role's own preflight (the required_secret_problems filter),
+# so the switches, the names and the message exist once. prometheus_auth_password and
+# alertmanager_auth_password (and their switches) default to the exporters role's.
 REQUIRED_SECRETS = {
-    "postgres": ("postgresql_generate_passwords",
-                 ("postgresql_superuser_password", "postgresql_replication_password",
-                  "postgresql_rewind_password", "postgresql_patroni_api_password")),
-    "redis": ("redis_generate_passwords",
+    "postgresql": (("postgres",), "postgresql_generate_passwords",
+                   ("postgresql_superuser_password", "postgresql_replication_password",
+                    "postgresql_rewind_password", "postgresql_patroni_api_password", "postgresql_users[].password")),
+    "redis": (("redis",), "redis_generate_passwords",
               ("redis_app_password", "redis_replication_password", "redis_sentinel_password",
                "redis_exporter_password", "redis_admin_password")),
+    "exporters": (("all",), "exporters_generate_passwords", ("exporters_auth_password",)),
+    "prometheus": (("monitoring",), "prometheus_generate_passwords", ("prometheus_auth_password",)),
+    "alertmanager": (("monitoring",), "alertmanager_generate_passwords", ("alertmanager_auth_password",)),
+    # the backup role runs on the repository host and on the PostgreSQL members (the pg_dump role)
+    "backup": (("backup", "postgres"), "backup_generate_passwords",
+               ("backup_repo_cipher_pass", "backup_pg_dump_password")),
 }
 # Groups Ansible itself defines.
 BUILTIN_GROUPS = ("all", "ungrouped")
@@ -51,18 +63,39 @@ def _members(groups, name):
     return list(groups.get(name) or [])
 
 
-def _value(hostvars, defaults, host, name):
-    """A host's value for ``name``: what the inventory sets, else the role default."""
+# A role default that only names another variable: "{{ exporters_auth_password | default('') }}".
+_ALIAS = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\|\s*default\((.*)\)\s*\}\}$")
+_LITERALS = {"''": "", '""': "", "true": True, "True": True, "false": False, "False": False}
+
+
+def _value(hostvars, defaults, host, name, _seen=()):
+    """A host's value for ``name``: what the inventory sets, else the role default. A default
+    that is another variable (``{{ other | default(x) }}``) is that variable's value for the
+    host (or ``x``), as Ansible would render it."""
     hv = hostvars.get(host) or {}
     if name in hv:
         return hv[name]
-    return defaults.get(name)
+    value = defaults.get(name)
+    match = _ALIAS.match(value) if isinstance(value, str) else None
+    if match is None or match.group(1) in _seen + (name,):
+        return value
+    other = match.group(1)
+    if other in hv or other in defaults:
+        return _value(hostvars, defaults, host, other, _seen + (name,))
+    literal = match.group(2).strip()
+    return _LITERALS.get(literal, literal.strip("'\""))
 
 
 def _is_true(value):
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _is_false(value):
+    if isinstance(value, bool):
+        return not value
+    return str(value).strip().lower() in ("0", "false", "no", "off", "n", "f")
 
 
 def _as_int(value, default=None):
@@ -206,23 +239,101 @@ def port_checks(port_map, groups):
     return out
 
 
+def required_secret_variables(role):
+    """The variables a role's required-secrets check reads: its generate switch first, then each
+    variable of its REQUIRED_SECRETS entry (a list's name once)."""
+    _groups, flag, names = REQUIRED_SECRETS[role]
+    out = [flag]
+    for name in names:
+        variable = name.split("[]", 1)[0]
+        if variable not in out:
+            out.append(variable)
+    return out
+
+
+def _is_empty(value):
+    return value is None or (not isinstance(value, (dict, list)) and encode.native_text(value) == u"")
+
+
+def missing_secrets(role, values):
+    """The role's required secrets (REQUIRED_SECRETS) empty in ``values`` (``{variable: value}``),
+    in the table's order; a list entry (``postgresql_users[].password``) gives one name per item
+    without the field (``postgresql_users[app].password``). Names only, never a value."""
+    out = []
+    for name in REQUIRED_SECRETS[role][2]:
+        if "[]." in name:
+            variable, field = name.split("[].", 1)
+            items = values.get(variable)
+            for index, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict) and _is_empty(item.get(field)):
+                    out.append("%s[%s].%s" % (variable, item.get("name", index), field))
+        elif _is_empty(values.get(name)):
+            out.append(name)
+    return out
+
+
+def required_secret_message(where, role, missing):
+    """The one message for secrets missing while the role's generate switch is false."""
+    flag = REQUIRED_SECRETS[role][1]
+    them = "it" if len(missing) == 1 else "them"
+    return ("%s: %s empty while %s is false. Fix: set %s from a vault, or let the role generate %s (%s: true)."
+            % (where, ", ".join(missing), flag, them, them, flag))
+
+
+def required_secret_problems(role, values, where):
+    """``[message]`` when the role's switch (in ``values``) is false and a required secret is
+    empty, else ``[]``: the check of one host, as the role's own preflight runs it."""
+    flag = REQUIRED_SECRETS[role][1]
+    if not _is_false(values.get(flag, True)):
+        # true, or not a boolean at all (the argument_specs validation names that one)
+        return []
+    missing = missing_secrets(role, values)
+    return [required_secret_message(where, role, missing)] if missing else []
+
+
+# What a weak secret is (no value in the message; the check sees the value as Ansible rendered it,
+# and a vault value containing "{{" or "{%" is rendered as a template unless it is tagged !unsafe).
+_WEAK = "a default or demo password"
+_SHORT = ("short (< %d characters as Ansible rendered it: a vault value containing {{ or {%% is rendered "
+          "as a template unless it is tagged !unsafe in the vault file, see docs/secrets.md)" % MIN_PASSWORD_LENGTH)
+
+
+def _weakness(value):
+    if value.strip().lower() in WEAK_PASSWORDS:
+        return _WEAK
+    if len(value) < MIN_PASSWORD_LENGTH:
+        return _SHORT
+    return None
+
+
 def secret_checks(groups, hostvars, defaults, lab):
     """Required secrets present when they may not be generated; no weak or demo password
-    outside the lab."""
+    outside the lab. One message per variable (and defect), naming every host it applies to."""
+    everyone = _members(groups, "all")
     out = []
-    for group, (flag, names) in sorted(REQUIRED_SECRETS.items()):
-        for host in _members(groups, group):
-            if _is_true(_value(hostvars, defaults, host, flag)):
+    for role in sorted(REQUIRED_SECRETS):
+        role_groups, _flag, _names = REQUIRED_SECRETS[role]
+        hosts = []
+        for group in role_groups:
+            hosts += [h for h in _members(groups, group) if h not in hosts]
+        found = {}
+        order = []
+        for host in hosts:
+            values = dict((name, _value(hostvars, defaults, host, name)) for name in required_secret_variables(role))
+            if not required_secret_problems(role, values, host):
                 continue
-            missing = [n for n in names if not _value(hostvars, defaults, host, n)]
-            if missing:
-                out.append("%s: %s empty while %s is false. Fix: set %s from a vault, or let the role "
-                           "generate %s (%s: true)." % (host, ", ".join(missing), flag,
-                                                        "it" if len(missing) == 1 else "them",
-                                                        "it" if len(missing) == 1 else "them", flag))
+            missing = tuple(missing_secrets(role, values))
+            if missing not in found:
+                found[missing] = []
+                order.append(missing)
+            found[missing].append(host)
+        for missing in order:
+            out.append(required_secret_message(_hosts_text(found[missing], everyone), role, list(missing)))
     if lab:
         return out
-    for host in _members(groups, "all"):
+    weak = {}
+    order = []
+    for host in everyone:
         hv = hostvars.get(host) or {}
         for name in sorted(hv):
             if not name.endswith(SECRET_SUFFIXES) and name not in SECRET_NAMES:
@@ -230,11 +341,17 @@ def secret_checks(groups, hostvars, defaults, lab):
             value = hv[name]
             if not isinstance(value, str) or value == "":
                 continue
-            if value.strip().lower() in WEAK_PASSWORDS or len(value) < MIN_PASSWORD_LENGTH:
-                # The value itself is never part of the message.
-                out.append("%s: %s is a default, demo or short (< %d characters) secret. Fix: set it "
-                           "from a vault (ansible-vault encrypt_string) or leave it empty so the "
-                           "role generates one." % (host, name, MIN_PASSWORD_LENGTH))
+            reason = _weakness(value)
+            if reason is None:
+                continue
+            if (name, reason) not in weak:
+                weak[(name, reason)] = []
+                order.append((name, reason))
+            weak[(name, reason)].append(host)
+    for name, reason in order:
+        # The value itself is never part of the message.
+        out.append("%s: %s is %s. Fix: set it from a vault or leave it empty so the role generates one."
+                   % (_hosts_text(weak[(name, reason)], everyone), name, reason))
     return out
 
 
@@ -366,6 +483,75 @@ SECRET_FORMATS = (
 )
 # Variables the encoding checks read (the preflight filter passes them through).
 ENCODED_VARS = tuple(name for name, _shape, _formats, _where in SECRET_FORMATS)
+
+# What a value may not hold, told by running the encoders (docs/secrets.md and the vault file
+# template list it, generated by `python -m lab docs`). A feature is (words, position, samples):
+# "anywhere" and "whole" samples are values, refused when an encoder refuses one of them;
+# "start" and "end" samples are characters, refused when a value beginning (ending) with one is
+# refused for a reason the same character inside the value is not (a line feed refused anywhere
+# is not also "white space at the end"). tests/unit check that every reason an encoder gives is
+# met by one of these samples (a new refusal cannot go undocumented).
+LIMIT_PROBES = (
+    ("a NUL character", "anywhere", (u"ab\x00cd",)),
+    ("text that is not valid UTF-8", "anywhere", (u"ab\udcffcd",)),
+    ("a line feed", "anywhere", (u"ab\ncd",)),
+    ("a carriage return", "anywhere", (u"ab\rcd",)),
+    ("a space", "anywhere", (u"ab cd",)),
+    ("a tab", "anywhere", (u"ab\tcd",)),
+    ("a vertical tab or form feed", "anywhere", (u"ab\x0bcd", u"ab\x0ccd")),
+    ("another control character", "anywhere", (u"ab\x01cd", u"ab\x7fcd")),
+    ("a double quote", "anywhere", (u'ab"cd',)),
+    ("a single quote", "anywhere", (u"ab'cd",)),
+    ("a colon", "anywhere", (u"ab:cd",)),
+    ("a character outside ASCII", "anywhere", (u"ab\u00e4cd", u"ab\u20accd")),
+    ("white space at the start", "start", (u" ", u"\t", u"\r", u"\n", u"\x0b", u"\x0c", u"\u00a0", u"\u3000")),
+    ("white space at the end", "end", (u" ", u"\t", u"\r", u"\n", u"\x0b", u"\x0c", u"\u00a0", u"\u3000")),
+    ("# as its first character", "start", (u"#",)),
+    ("more than %d bytes" % encode.BCRYPT_MAX_BYTES, "whole", (u"a" * (encode.BCRYPT_MAX_BYTES + 1),)),
+)
+_PROBE_BODY = (u"ab", u"cd")
+
+
+def probe_values(position, sample):
+    """``[(value, the value it is compared with or None)]`` for one sample of LIMIT_PROBES."""
+    inside = _PROBE_BODY[0] + sample + _PROBE_BODY[1]
+    if position == "start":
+        return [(sample + u"".join(_PROBE_BODY), inside)]
+    if position == "end":
+        return [(u"".join(_PROBE_BODY) + sample, inside)]
+    return [(sample, None)]
+
+
+def refused_features(formats):
+    """The LIMIT_PROBES features the encoders of ``formats`` refuse, in the table's order."""
+    out = []
+    for text, position, samples in LIMIT_PROBES:
+        for sample in samples:
+            for value, inside in probe_values(position, sample):
+                reasons = set(encode.refusals(value, formats))
+                if inside is not None:
+                    reasons -= set(encode.refusals(inside, formats))
+                if reasons and text not in out:
+                    out.append(text)
+    return out
+
+
+def _shown(name, shape):
+    if shape == "values":
+        return "%s (every value)" % name
+    if shape.startswith("items."):
+        return "%s[].%s" % (name, shape.split(".", 1)[1])
+    return name
+
+
+def secret_limits():
+    """``(common, rows)`` for the docs: the features every entry of SECRET_FORMATS refuses, and
+    per entry ``(shown name, where it is written, the further features its formats refuse)``."""
+    refused = [(_shown(name, shape), where, refused_features(formats))
+               for name, shape, formats, where in SECRET_FORMATS]
+    common = [text for text, _position, _samples in LIMIT_PROBES
+              if all(text in features for _name, _where, features in refused)]
+    return common, [(shown, where, [f for f in features if f not in common]) for shown, where, features in refused]
 
 
 def _named_values(name, shape, value):

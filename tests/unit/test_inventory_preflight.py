@@ -113,15 +113,32 @@ CASES = [
      ["postgresql_superuser_password, postgresql_replication_password", "postgresql_generate_passwords is false"]),
     ("postgres-one-secret-missing",
      _vars(postgresql_generate_passwords=False, postgresql_superuser_password="Zs8qP1vX9wLm4TnR",
-           postgresql_replication_password="Qw7rT2yU8iOp3AsD", postgresql_rewind_password="Lk5jH3gF1dSa9ZxC"),
-     ["postgresql_patroni_api_password empty while postgresql_generate_passwords is false"]),
+           postgresql_replication_password="Qw7rT2yU8iOp3AsD", postgresql_rewind_password="Lk5jH3gF1dSa9ZxC",
+           postgresql_users=[{"name": "app", "databases": ["app"], "access": "owner", "password": "Zs8qP1vX9wLm4TnR"}]),
+     ["postgres1, postgres2, postgres3: postgresql_patroni_api_password empty while postgresql_generate_passwords "
+      "is false"]),
+    ("postgres-users-secret-missing",
+     _vars(postgresql_generate_passwords=False, postgresql_superuser_password="Zs8qP1vX9wLm4TnR",
+           postgresql_replication_password="Qw7rT2yU8iOp3AsD", postgresql_rewind_password="Lk5jH3gF1dSa9ZxC",
+           postgresql_patroni_api_password="Lk5jH3gF1dSa9ZxC"),
+     ["postgresql_users[app].password empty while postgresql_generate_passwords is false"]),
     ("redis-secret-missing", _vars(redis_generate_passwords=False),
      ["redis_app_password, redis_replication_password", "redis_generate_passwords is false"]),
-    ("demo-password", _vars(redis_app_password="changeme"), ["redis_app_password is a default, demo or short"]),
+    # The backup passphrase and the monitoring basic auth (a job-scoped secrets directory would lose them).
+    ("backup-secret-missing", _vars(backup_generate_passwords=False, backup_pg_dump_password="Qw7rT2yU8iOp3AsD"),
+     ["backup1, postgres1, postgres2, postgres3: backup_repo_cipher_pass empty while backup_generate_passwords is "
+      "false"]),
+    ("monitoring-secret-missing", _vars(exporters_generate_passwords=False),
+     ["every host: exporters_auth_password empty while exporters_generate_passwords is false",
+      "monitoring1: prometheus_auth_password empty while prometheus_generate_passwords is false"]),
+    # Weak secrets: one message for every host that has one.
+    ("demo-password", _vars(redis_app_password="changeme"),
+     ["inventory preflight: 1 problem(s)", "every host: redis_app_password is a default or demo password"]),
     ("short-password", _set("postgres", "postgres2", postgresql_superuser_password="s3cr3t"),
-     ["postgres2: postgresql_superuser_password is a default, demo or short"]),
-    ("vendor-default-password", _vars(app_db_password="postgres"), ["app_db_password is a default, demo or short"]),
-    ("demo-token", _vars(app_api_token="secret"), ["app_api_token is a default, demo or short"]),
+     ["postgres2: postgresql_superuser_password is short (< 12 characters as Ansible rendered it: a vault value "
+      "containing {{ or {% is rendered as a template unless it is tagged !unsafe in the vault file"]),
+    ("vendor-default-password", _vars(app_db_password="postgres"), ["app_db_password is a default or demo password"]),
+    ("demo-token", _vars(app_api_token="secret"), ["app_api_token is a default or demo password"]),
     # Lockout.
     ("root-login-refused", _vars(ansible_user="root"),
      ["ansible_user is root but baseline_ssh_permit_root_login is 'no'"]),
