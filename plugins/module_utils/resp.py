@@ -7,7 +7,8 @@ Why not the ``redis`` library: Debian 12 ships python3-redis 4.3.4 and Debian 13
 Sentinel helpers differ), the hosts would need one more package only for Ansible, and the
 handful of commands the modules send (AUTH, SENTINEL ..., INFO, ROLE) need nothing but a
 socket. This client speaks RESP2 only, one request at a time, optionally over TLS, with a
-timeout on every socket operation and no retries.
+timeout on every socket operation and no retries. A connection subscribed to Pub/Sub channels
+reads what the server pushes with :meth:`RespClient.messages`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import socket
+import time
 
 try:
     import ssl
@@ -184,10 +186,17 @@ class RespClient:
                 self.sock = None
 
     def __enter__(self):
-        return self.connect()
+        return self if self.sock is not None else self.connect()
 
     def __exit__(self, *exc):
         self.close()
+
+    def _receive(self):
+        """One chunk from the socket into the buffer (socket errors and timeouts propagate)."""
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise RespConnectionError("%s:%s closed the connection" % (self.host, self.port))
+        self._buf += chunk
 
     def execute(self, *args):
         """Send one command, return its reply; raise RespError on an error reply."""
@@ -204,16 +213,43 @@ class RespClient:
                     if len(replies) > 1:
                         self._buf = b"".join(encode_reply(r) for r in replies[1:]) + self._buf
                     break
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise RespConnectionError("%s:%s closed the connection" % (self.host, self.port))
-                self._buf += chunk
+                self._receive()
         except (OSError, socket.error) as exc:
             self.close()
             raise RespConnectionError("%s:%s: %s" % (self.host, self.port, exc))
         if isinstance(reply, RespError):
             raise reply
         return reply
+
+    def messages(self, seconds):
+        """Every reply the server sends on its own within ``seconds``, in order: the messages of
+        a connection subscribed with SUBSCRIBE or PSUBSCRIBE (``[message, channel, data]``,
+        ``[pmessage, pattern, channel, data]``). Error replies come back as :class:`RespError`
+        instances. Waiting out ``seconds`` is no error: the connection stays usable."""
+        if self.sock is None:
+            raise RespConnectionError("%s:%s: not connected" % (self.host, self.port))
+        out = []
+        deadline = time.time() + seconds
+        try:
+            while True:
+                replies, used = decode(self._buf)
+                self._buf = self._buf[used:]
+                out.extend(replies)
+                left = deadline - time.time()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                try:
+                    self._receive()
+                except socket.timeout:
+                    break
+        except (OSError, socket.error) as exc:
+            self.close()
+            raise RespConnectionError("%s:%s: %s" % (self.host, self.port, exc))
+        finally:
+            if self.sock is not None:
+                self.sock.settimeout(self.timeout)
+        return out
 
 
 def encode_reply(value):

@@ -1,4 +1,8 @@
-"""RESP encoding/decoding and the pure Sentinel helpers (no network)."""
+"""RESP encoding/decoding and the pure Sentinel helpers (no network: a socket pair stands in
+for the server)."""
+
+import socket
+import time
 
 import pytest
 
@@ -57,6 +61,36 @@ def test_decode_rejects_garbage(raw):
 def test_roundtrip_encode_reply():
     value = ["a", 1, None, ["b", ""]]
     assert resp.decode(resp.encode_reply(value))[0] == [value]
+
+
+def test_messages_pushed_by_the_server():
+    """Pub/Sub: replies the server sends on its own, a message split across reads kept whole,
+    the connection usable after the wait ran out."""
+    ours, server = socket.socketpair()
+    client = resp.RespClient(timeout=2)
+    client.sock = ours
+    try:
+        with client:  # already connected: not connected again
+            assert client.sock is ours
+            message = resp.encode_reply(["pmessage", "*", "+sdown", "master main 127.0.0.1 6379"])
+            server.sendall(resp.encode_reply(["psubscribe", "*", 1]) + message[:9])
+            started = time.time()
+            assert client.messages(0.3) == [["psubscribe", "*", 1]]
+            assert 0.25 <= time.time() - started < 2
+            server.sendall(message[9:] + b"-ERR in a push\r\n")
+            got = client.messages(0.2)
+            assert got[0] == ["pmessage", "*", "+sdown", "master main 127.0.0.1 6379"]
+            assert isinstance(got[1], resp.RespError) and len(got) == 2
+            assert client.sock.gettimeout() == 2
+            server.sendall(resp.encode_reply(["pong", ""]))
+            assert client.execute("PING") == ["pong", ""]
+            assert server.recv(100) == resp.encode("PING")
+            server.close()
+            with pytest.raises(resp.RespConnectionError, match="closed the connection"):
+                client.messages(1)
+        assert client.sock is None
+    finally:
+        server.close()
 
 
 def test_pairs_and_info():
