@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Credentials of Redis/Valkey and Sentinel: ACL files, sentinel.conf, logging in.
 
-Pure helpers for the redis_acl, redis_config and redis_sentinel modules (the socket work is
-:mod:`resp`). The rules they follow are the servers' own, Redis 7.0 and Valkey 8:
+Helpers for the redis_acl, redis_config and redis_sentinel modules (the socket work is
+:mod:`resp`): the connection options and connecting (:func:`login_argument_spec`,
+:func:`connect`, :func:`login`), and pure parsers. The rules they follow are the servers' own, Redis 7.0 and Valkey 8:
 
 - An ACL file (``aclfile``) is read line by line; each line is trimmed of spaces, tabs and
   line breaks and split on single spaces; the first word is ``user``, the second the name,
@@ -28,7 +29,7 @@ __metaclass__ = type
 import hashlib
 import re
 
-from ansible_collections.hardened.stack.plugins.module_utils.resp import RespError
+from ansible_collections.hardened.stack.plugins.module_utils.resp import RespClient, RespError
 
 _HASH = re.compile(r"^#[0-9a-f]{64}$")
 _ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"a": b"\a"}
@@ -187,6 +188,35 @@ def sentinel_conf_values(text, master_name):
         elif option in ("sentinel-pass", "sentinel-user") and len(words) == 3:
             out[option] = words[2]
     return out
+
+
+def login_argument_spec(**overrides):
+    """The options that say how a module reaches and logs in to an instance (documented by the
+    doc fragment ``hardened.stack.redis_login``), with ``overrides`` (option -> spec) applied.
+    ``login_passwords`` defaults to ``[]``; a module that cannot work without it overrides it."""
+    spec = dict(
+        login_host=dict(type="str", default="127.0.0.1"),
+        login_port=dict(type="int", default=6379),
+        login_user=dict(type="str", default="admin"),
+        login_passwords=dict(type="list", elements="str", default=[], no_log=True),
+        connect_timeout=dict(type="float", default=5.0),
+        tls=dict(type="bool", default=False),
+        tls_ca_file=dict(type="path"),
+        tls_cert_file=dict(type="path"),
+        tls_key_file=dict(type="path"),
+    )
+    spec.update(overrides)
+    return spec
+
+
+def connect(params):
+    """A :class:`resp.RespClient` connected as the options of :func:`login_argument_spec` in
+    ``params`` say, not logged in yet (:func:`login`). Raises :class:`resp.RespConnectionError`
+    when nothing answers or the TLS handshake fails."""
+    client = RespClient(host=params["login_host"], port=params["login_port"], timeout=params["connect_timeout"],
+                        tls=params["tls"], ca_file=params["tls_ca_file"], cert_file=params["tls_cert_file"],
+                        key_file=params["tls_key_file"])
+    return client.connect()
 
 
 def login(client, username, passwords):

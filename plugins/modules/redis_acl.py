@@ -42,40 +42,10 @@ options:
     description: Re-apply every user of the file, not only those whose passwords or on/off state differ.
     type: bool
     default: false
-  login_host:
-    description: Address of the instance.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the instance.
-    type: int
-    default: 6379
   login_user:
     description: ACL user to log in as (it needs the C(ACL) command).
-    type: str
-    default: admin
   login_passwords:
-    description: Passwords of O(login_user), tried in this order; the first accepted is used.
-    type: list
-    elements: str
     default: []
-  connect_timeout:
-    description: Seconds to wait for the connection and for each reply.
-    type: float
-    default: 5.0
-  tls:
-    description: Connect over TLS.
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA bundle that signed the instance's certificate.
-    type: path
-  tls_cert_file:
-    description: Client certificate (when the instance asks for one).
-    type: path
-  tls_key_file:
-    description: Key of O(tls_cert_file).
-    type: path
   allow_unreachable:
     description:
       - When nothing answers on O(login_host):O(login_port), return RV(reachable=false) instead of failing
@@ -89,6 +59,8 @@ options:
         instead of failing.
     type: bool
     default: false
+extends_documentation_fragment:
+  - hardened.stack.redis_login
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -166,30 +138,25 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hardened.stack.plugins.module_utils.redis_auth import (
     ConfigSyntaxError,
+    connect,
     getuser_state,
     login,
+    login_argument_spec,
     parse_acl_file,
     rule_passwords,
     without_secrets,
 )
 from ansible_collections.hardened.stack.plugins.module_utils.resp import (
-    RespClient,
     RespConnectionError,
     RespError,
     RespProtocolError,
 )
 
 
-def client_for(p):
-    return RespClient(host=p["login_host"], port=p["login_port"], timeout=p["connect_timeout"], tls=p["tls"],
-                      ca_file=p["tls_ca_file"], cert_file=p["tls_cert_file"], key_file=p["tls_key_file"])
-
-
 def accepts(p, password):
     """Whether a fresh connection logs in with ``password``."""
-    client = client_for(p)
+    client = connect(p)
     try:
-        client.connect()
         login(client, p["login_user"], [password])
         return True
     except RespError:
@@ -218,17 +185,9 @@ def main():
             path=dict(type="path", required=True),
             sync=dict(type="bool", default=True),
             force=dict(type="bool", default=False),
-            login_host=dict(type="str", default="127.0.0.1"),
-            login_port=dict(type="int", default=6379),
-            login_user=dict(type="str", default="admin"),
-            login_passwords=dict(type="list", elements="str", default=[], no_log=True),
-            connect_timeout=dict(type="float", default=5.0),
-            tls=dict(type="bool", default=False),
-            tls_ca_file=dict(type="path"),
-            tls_cert_file=dict(type="path"),
-            tls_key_file=dict(type="path"),
             allow_unreachable=dict(type="bool", default=False),
             allow_unmanaged=dict(type="bool", default=False),
+            **login_argument_spec()
         ),
         supports_check_mode=True,
     )
@@ -260,15 +219,14 @@ def main():
 
     result.update(reachable=False, managed=False, applied=[], deleted=[])
     where = "%s:%s" % (p["login_host"], p["login_port"])
-    client = client_for(p)
     try:
-        try:
-            client.connect()
-        except RespConnectionError as exc:
-            if p["allow_unreachable"]:
-                result["error"] = str(exc)
-                module.exit_json(**result)
-            raise
+        client = connect(p)
+    except RespConnectionError as exc:
+        if p["allow_unreachable"]:
+            result["error"] = str(exc)
+            module.exit_json(**result)
+        module.fail_json(msg=without_secrets(exc, secrets), **result)
+    try:
         result["reachable"] = True
         try:
             result["login_index"] = login(client, p["login_user"], p["login_passwords"])

@@ -36,40 +36,12 @@ options:
     description: Run C(CONFIG REWRITE) after a change, so the server starts with the new values.
     type: bool
     default: true
-  login_host:
-    description: Address of the server.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the server.
-    type: int
-    default: 6379
   login_user:
     description: ACL user to log in as (it needs C(CONFIG)).
-    type: str
-    default: admin
   login_passwords:
-    description: Passwords of O(login_user), tried in this order; the first accepted is used.
-    type: list
-    elements: str
     required: true
-  connect_timeout:
-    description: Seconds to wait for the connection and for each reply.
-    type: float
-    default: 5.0
-  tls:
-    description: Connect over TLS.
-    type: bool
-    default: false
-  tls_ca_file:
-    description: CA bundle that signed the server's certificate.
-    type: path
-  tls_cert_file:
-    description: Client certificate (when the server asks for one).
-    type: path
-  tls_key_file:
-    description: Key of O(tls_cert_file).
-    type: path
+extends_documentation_fragment:
+  - hardened.stack.redis_login
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -107,9 +79,13 @@ login_index:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hardened.stack.plugins.module_utils.redis_auth import login, without_secrets
+from ansible_collections.hardened.stack.plugins.module_utils.redis_auth import (
+    connect,
+    login,
+    login_argument_spec,
+    without_secrets,
+)
 from ansible_collections.hardened.stack.plugins.module_utils.resp import (
-    RespClient,
     RespConnectionError,
     RespError,
     RespProtocolError,
@@ -133,15 +109,7 @@ def main():
                                  default=["masterauth", "primaryauth", "requirepass", "tls-key-file-pass",
                                           "tls-client-key-file-pass"]),
             rewrite=dict(type="bool", default=True),
-            login_host=dict(type="str", default="127.0.0.1"),
-            login_port=dict(type="int", default=6379),
-            login_user=dict(type="str", default="admin"),
-            login_passwords=dict(type="list", elements="str", required=True, no_log=True),
-            connect_timeout=dict(type="float", default=5.0),
-            tls=dict(type="bool", default=False),
-            tls_ca_file=dict(type="path"),
-            tls_cert_file=dict(type="path"),
-            tls_key_file=dict(type="path"),
+            **login_argument_spec(login_passwords=dict(type="list", elements="str", required=True, no_log=True))
         ),
         supports_check_mode=True,
     )
@@ -153,10 +121,9 @@ def main():
         module.no_log_values.add(value)
     result = {"changed": False, "changes": []}
     where = "%s:%s" % (p["login_host"], p["login_port"])
-    client = RespClient(host=p["login_host"], port=p["login_port"], timeout=p["connect_timeout"], tls=p["tls"],
-                        ca_file=p["tls_ca_file"], cert_file=p["tls_cert_file"], key_file=p["tls_key_file"])
+    client = None
     try:
-        client.connect()
+        client = connect(p)
         result["login_index"] = login(client, p["login_user"], p["login_passwords"])
         live = pairs_to_dict(client.execute("CONFIG", "GET", *sorted(wanted))) if wanted else {}
         unknown = sorted(set(wanted) - set(live))
@@ -181,7 +148,8 @@ def main():
     except (RespConnectionError, RespError, RespProtocolError) as exc:
         module.fail_json(msg="%s: %s" % (where, without_secrets(exc, secrets)), **result)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     module.exit_json(**result)
 
 
