@@ -1,4 +1,6 @@
-"""Make the checkout importable as ansible_collections.hardened.stack for unit tests."""
+"""Make the checkout importable as ansible_collections.hardened.stack for unit tests, and the
+fixtures they share: ``dns`` (a fake resolver), ``procs`` and ``module_procs`` (servers on
+loopback, tests/unit/loopback.py)."""
 
 import os
 import sys
@@ -13,6 +15,7 @@ COLLECTIONS = collection.importable()
 
 import socket  # noqa: E402
 
+import loopback  # noqa: E402  (needs the collection importable)
 import pytest  # noqa: E402
 
 
@@ -56,3 +59,22 @@ def fixture_dns(monkeypatch):
     address._RESOLVED.clear()
     yield fake
     address._RESOLVED.clear()
+
+
+def _processes():
+    started = loopback.Processes()
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(name="procs")
+def fixture_procs():
+    """Servers one test starts on loopback (tests/unit/loopback.py), stopped after it."""
+    yield from _processes()
+
+
+@pytest.fixture(name="module_procs", scope="module")
+def fixture_module_procs():
+    """Servers the tests of one module share (a module-scoped fixture starts them), stopped
+    after its last test."""
+    yield from _processes()

@@ -18,14 +18,13 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
-import time
 
 import debian
 import pytest
+from loopback import SENTINEL, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APP_DIR = os.path.join(ROOT, "roles", "app", "files")
@@ -38,23 +37,6 @@ APP_OLD, APP_NEW, SENTINEL_OLD, SENTINEL_NEW = "oldapp", "newapp", "oldsentinel"
 
 pytestmark = debian.needs("postgresql-15", "python3", "python3-psycopg2", "python3-redis", "redis-server",
                           "redis-sentinel", "redis-tools")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} did not open")
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -130,8 +112,8 @@ def postgres():
 # --- Redis + Sentinel --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def redis_stack():
-    base = tempfile.mkdtemp(prefix="hs-app-redis-")
+def redis_stack(tmp_path_factory, module_procs):
+    base = tmp_path_factory.mktemp("app-redis")
     server, sentinel = free_port(), free_port()
     with open(os.path.join(base, "users.acl"), "w", encoding="utf-8") as fh:
         fh.write("user default off resetpass -@all\nuser admin on >adminpw ~* &* +@all\n"
@@ -142,25 +124,13 @@ def redis_stack():
         fh.write(f"port {sentinel}\nbind 127.0.0.1\ndir {base}\naclfile {base}/sentinel-users.acl\n"
                  f"sentinel monitor main 127.0.0.1 {server} 1\nsentinel auth-user main admin\n"
                  "sentinel auth-pass main adminpw\nsentinel down-after-milliseconds main 30000\n")
-    procs = [subprocess.Popen(["redis-server", "--port", str(server), "--bind", "127.0.0.1", "--dir", base,
-                               "--save", "", "--appendonly", "no", "--aclfile", f"{base}/users.acl"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-             subprocess.Popen(["redis-sentinel", os.path.join(base, "sentinel.conf")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        wait_port(server)
-        wait_port(sentinel)
+    module_procs.redis_server(base, "--aclfile", f"{base}/users.acl", port=server)
+    module_procs.serve(sentinel, SENTINEL, os.path.join(base, "sentinel.conf"))
 
-        def acl(*args, port=server, user="admin", password="adminpw"):  # noqa: S107 (the test's own admin)
-            return subprocess.run(["redis-cli", "-p", str(port), "--user", user, "--pass", password,
-                                   "--no-auth-warning", *args], capture_output=True, text=True, check=True).stdout
-        yield {"server": server, "sentinel": sentinel, "acl": acl}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
-        shutil.rmtree(base, ignore_errors=True)
+    def acl(*args, port=server, user="admin", password="adminpw"):  # noqa: S107 (the test's own admin)
+        return subprocess.run(["redis-cli", "-p", str(port), "--user", user, "--pass", password,
+                               "--no-auth-warning", *args], capture_output=True, text=True, check=True).stdout
+    return {"server": server, "sentinel": sentinel, "acl": acl}
 
 
 # --- the app -----------------------------------------------------------------------------------

@@ -38,17 +38,12 @@ import debian
 import jinja2
 import pytest
 import yaml
+from loopback import free_port, until
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.filter.core import FilterModule as CoreFilters
 from ansible.template import Templar, trust_as_template
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins", "filter"))
-import test_encode_corpus as corpus  # noqa: E402
-from test_encode_corpus import free_port, until  # noqa: E402
-
-fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 TASKS = os.path.join(ROOT, "roles", "exporters", "tasks")
@@ -147,7 +142,7 @@ def read_back(tasks_file, text, register):
     return ansible_eval(block_var(tasks_file, "_exporters_auth_deployed"), **{register: {"content": content}})
 
 
-# --- servers on loopback (free_port, until and the ``procs`` fixture: test_encode_corpus) -----
+# --- servers on loopback (free_port, until and the ``procs`` fixture: tests/unit/loopback.py) ---
 
 @pytest.fixture(scope="module", name="tls")
 def fixture_tls(tmp_path_factory):

@@ -19,27 +19,21 @@ Ansible renders them), and is read back with the consumer's own rules:
   files) and must give the same values.
 
 The Redis tests are skipped when redis-server/redis-sentinel are absent
-(``apt-get install redis-server redis-sentinel``; tests/run.py installs them in CI).
+(``apt-get install redis-server redis-sentinel``; tests/run.py installs them in CI). They talk
+to the servers with the collection's own RESP client (tests/unit/loopback.py).
 """
 
 import hashlib
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
-import test_encode_corpus as corpus
-from test_encode_corpus import CORPUS, LINE_BREAKS, SENTINEL_CORPUS, free_port, parse_env_file, render, shell_env, until
+from loopback import SENTINEL, SERVER, free_port, needs_redis, redis_client, until
+from test_encode_corpus import CORPUS, LINE_BREAKS, SENTINEL_CORPUS, parse_env_file, render, shell_env
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.filter import encode as flt
 from ansible_collections.hardened.stack.plugins.module_utils import encode
-
-SERVER = shutil.which("redis-server")
-SENTINEL = shutil.which("redis-sentinel")
-needs_redis = pytest.mark.skipif(not SERVER or not SENTINEL, reason="redis-server/redis-sentinel not installed")
-fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
+from ansible_collections.hardened.stack.plugins.module_utils.resp import RespError
 
 
 def test_port_matches_systemd_documented_examples():
@@ -185,61 +179,6 @@ def test_sentinel_template_refuses_what_sentinel_cannot_carry():
 
 # --- real redis-server / redis-sentinel on loopback ----------------------------------------
 
-class Resp:
-    """A minimal RESP2 client: enough for AUTH, INFO, CLIENT LIST and SENTINEL commands."""
-
-    def __init__(self, port, timeout=10):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b"-"):
-            return ("ERR " if kind == b"-" else "") + rest.decode()
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self.buf += self.sock.recv(65536)
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data.decode("utf-8", "replace")
-        if kind == b"*":
-            return [self._reply() for _item in range(int(rest))]
-        raise ValueError(line)
-
-    def call(self, *args):
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a.encode("utf-8") if isinstance(a, str) else a
-            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(parts))
-        return self._reply()
-
-
 SECRETS_USERS = {"redis_admin_user": "admin", "redis_app_user": "app", "redis_replication_user": "replication",
                  "redis_sentinel_user": "sentinel", "redis_exporter_user": "exporter"}
 
@@ -295,24 +234,18 @@ def test_redis_server_reads_rendered_config(value, tmp_path, procs):
     confs = {n: _server_conf(tmp_path, n, p, secrets) for n, p in ports.items()}
     with open(confs["replica"], "a", encoding="utf-8") as f:
         f.write(f"replicaof 127.0.0.1 {ports['master']}\n")
-    for n in ports:
-        procs.append(subprocess.Popen([SERVER, str(confs[n])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    master = Resp(ports["master"])
-    try:
+    for n, port in ports.items():
+        procs.serve(port, SERVER, confs[n])
+    with redis_client(ports["master"]) as master:
         for user in ("admin", "app", "replication", "sentinel", "exporter"):
-            assert master.call("AUTH", user, secrets[user]) == "OK", user
-        assert master.call("AUTH", "replication", value + "x").startswith("ERR WRONGPASS")
-        assert master.call("AUTH", "admin", secrets["admin"]) == "OK"
-    finally:
-        master.close()
-    replica = Resp(ports["replica"])
-    try:
-        assert replica.call("AUTH", "admin", secrets["admin"]) == "OK"
-        assert replica.call("CONFIG", "GET", "masterauth") == ["masterauth", value]
-        assert until(lambda: "master_link_status:up" in replica.call("INFO", "replication")), \
-            replica.call("INFO", "replication")
-    finally:
-        replica.close()
+            assert master.execute("AUTH", user, secrets[user]) == "OK", user
+        with pytest.raises(RespError, match="^WRONGPASS"):
+            master.execute("AUTH", "replication", value + "x")
+        assert master.execute("AUTH", "admin", secrets["admin"]) == "OK"
+    with redis_client(ports["replica"], "admin", secrets["admin"]) as replica:
+        assert replica.execute("CONFIG", "GET", "masterauth") == ["masterauth", value]
+        assert until(lambda: "master_link_status:up" in replica.execute("INFO", "replication")), \
+            replica.execute("INFO", "replication")
 
 
 @needs_redis
@@ -323,8 +256,7 @@ def test_sentinel_reads_rendered_config_and_its_own_rewrite(value, tmp_path, pro
     secrets = _secrets(value)
     master_port, port = free_port(), free_port()
     (tmp_path / "users.acl").write_text(render("redis", "users.acl.j2", **_acl_vars(secrets)), encoding="utf-8")
-    conf = _server_conf(tmp_path, "master", master_port, secrets)
-    procs.append(subprocess.Popen([SERVER, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    procs.serve(master_port, SERVER, _server_conf(tmp_path, "master", master_port, secrets))
     (tmp_path / "sentinel-users.acl").write_text(render("redis", "sentinel-users.acl.j2", **_acl_vars(secrets)),
                                                  encoding="utf-8")
     sconf = tmp_path / "sentinel.conf"
@@ -332,32 +264,18 @@ def test_sentinel_reads_rendered_config_and_its_own_rewrite(value, tmp_path, pro
                      encoding="utf-8")
 
     def sentinel_authenticated_at_master():
-        c = Resp(master_port)
-        try:
-            assert c.call("AUTH", "admin", secrets["admin"]) == "OK"
-            return "user=sentinel" in c.call("CLIENT", "LIST")
-        finally:
-            c.close()
+        with redis_client(master_port, "admin", secrets["admin"]) as c:
+            return "user=sentinel" in c.execute("CLIENT", "LIST")
 
     for round_ in ("rendered", "rewritten"):
-        proc = subprocess.Popen([SENTINEL, str(sconf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(proc)
-        s = Resp(port)
-        try:
-            assert s.call("AUTH", "sentinel", secrets["sentinel"]) == "OK", round_
+        proc = procs.serve(port, SENTINEL, sconf)
+        with redis_client(port) as s:
+            assert s.execute("AUTH", "sentinel", secrets["sentinel"]) == "OK", round_
             assert until(sentinel_authenticated_at_master), round_
-            assert s.call("SENTINEL", "FLUSHCONFIG") == "OK"
-        finally:
-            s.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-        procs.remove(proc)
-        c = Resp(master_port)
-        try:
-            c.call("AUTH", "admin", secrets["admin"])
-            c.call("CLIENT", "KILL", "USER", "sentinel")
-        finally:
-            c.close()
+            assert s.execute("SENTINEL", "FLUSHCONFIG") == "OK"
+        procs.stop(proc)
+        with redis_client(master_port, "admin", secrets["admin"]) as c:
+            c.execute("CLIENT", "KILL", "USER", "sentinel")
     assert f"sentinel sentinel-pass {secrets['sentinel']}\n" in sconf.read_text(encoding="utf-8")
 
 
@@ -369,13 +287,9 @@ def test_sentinel_writes_passwords_back_unquoted(tmp_path, procs):
     conf = tmp_path / "sentinel.conf"
     conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
                     'sentinel sentinel-pass "correct horse battery staple"\n', encoding="utf-8")
-    proc = subprocess.Popen([SENTINEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs.append(proc)
-    s = Resp(port)
-    try:
-        assert s.call("SENTINEL", "FLUSHCONFIG") == "OK"
-    finally:
-        s.close()
+    procs.serve(port, SENTINEL, conf)
+    with redis_client(port) as s:
+        assert s.execute("SENTINEL", "FLUSHCONFIG") == "OK"
     assert "sentinel sentinel-pass correct horse battery staple\n" in conf.read_text(encoding="utf-8")
     again = subprocess.run([SENTINEL, str(conf)], capture_output=True, timeout=20, check=False)
     assert again.returncode != 0

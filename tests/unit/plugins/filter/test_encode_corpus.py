@@ -12,12 +12,9 @@ written without a template file: the pg_dump pgpass, Prometheus' password file, 
 """
 
 import os
-import socket
 import subprocess
-import time
 
 import jinja2
-import pytest
 import yaml
 
 from ansible.plugins.filter.core import FilterModule as CoreFilters
@@ -218,32 +215,3 @@ def task_template(role, module, dest):
                 found += list(walk(yaml.safe_load(fh)))
     assert len(found) == 1, "roles/%s/tasks: one %s task writing %s, found %d" % (role, module, dest, len(found))
     return _jinja(role).from_string(found[0])
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def until(check, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    return check()
-
-
-@pytest.fixture(name="procs")
-def fixture_procs():
-    started = []
-    yield started
-    for p in started:
-        p.terminate()
-    for p in started:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()

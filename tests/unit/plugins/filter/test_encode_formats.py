@@ -31,8 +31,8 @@ import urllib.request
 import debian
 import pytest
 import yaml
-import test_encode_corpus as corpus
-from test_encode_corpus import CORPUS, LINE_BREAKS, free_port, render, task_template, until
+from loopback import free_port, until
+from test_encode_corpus import CORPUS, LINE_BREAKS, render, task_template
 
 from ansible.errors import AnsibleFilterError
 from ansible.parsing.vault import VaultedValue
@@ -43,7 +43,6 @@ from ansible_collections.hardened.stack.plugins.module_utils import encode
 
 PGBACKREST = debian.INSTALLED["pgbackrest"][0]
 needs_pgbackrest = debian.needs("pgbackrest")
-fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 
 # Characters YAML does not allow raw, or reads as line breaks.

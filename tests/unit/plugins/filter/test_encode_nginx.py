@@ -20,13 +20,11 @@ import subprocess
 
 import debian
 import pytest
-import test_encode_corpus as corpus
-from test_encode_corpus import CORPUS, free_port, task_template, until
+from loopback import free_port, until
+from test_encode_corpus import CORPUS, task_template
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.module_utils import encode
-
-fixture_procs = corpus.fixture_procs  # the ``procs`` fixture: servers started by a test, stopped after it
 
 USERS = [v for v in CORPUS if not encode.refusals(v, ["htpasswd_user", "bcrypt_password"])]
 HEADERS = [v for v in CORPUS if not encode.refusals(v, ["nginx_string"])]

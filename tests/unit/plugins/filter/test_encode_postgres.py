@@ -31,7 +31,8 @@ import psycopg2
 import pytest
 import yaml
 from psycopg2 import sql
-from test_encode_corpus import CORPUS, LINE_BREAKS, free_port, parse_env_file, render, task_template
+from loopback import free_port
+from test_encode_corpus import CORPUS, LINE_BREAKS, parse_env_file, render, task_template
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.module_utils import encode

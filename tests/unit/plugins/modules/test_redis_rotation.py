@@ -18,32 +18,35 @@ templates:
   replica, Sentinel at the master, Sentinel at its peer) succeed with the new passwords alone.
 
 Skipped when the binaries are absent (``apt-get install redis-server redis-sentinel``;
-tests/run.py installs them).
+tests/run.py installs them). The servers run and are reached as tests/unit/loopback.py has it
+(the collection's own RESP client).
 """
 
 import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import jinja2
 import pytest
+from loopback import SENTINEL, SERVER, free_port, needs_redis, redis_client, until
 
 from ansible.plugins.filter.core import FilterModule as CoreFilters
 from ansible_collections.hardened.stack.plugins.filter import encode as encode_filters
 from ansible_collections.hardened.stack.plugins.module_utils import redis_auth
+from ansible_collections.hardened.stack.plugins.module_utils.resp import (
+    RespConnectionError,
+    RespError,
+    pairs_to_dict,
+    parse_info,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-SERVER = shutil.which("redis-server")
-SENTINEL = shutil.which("redis-sentinel")
 DOWN_AFTER_MS = 1500
 
-pytestmark = pytest.mark.skipif(not SERVER or not SENTINEL, reason="redis-server/redis-sentinel not installed")
+pytestmark = needs_redis
 
 USERS = {"redis_admin_user": "admin", "redis_app_user": "app", "redis_replication_user": "replication",
          "redis_sentinel_user": "sentinel", "redis_exporter_user": "exporter"}
@@ -90,107 +93,13 @@ def write_if_changed(path, text):
     return True
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# --- a small RESP connection that stays open (application, subscriber) ------------------------
-
-class Conn:
-    def __init__(self, port, user=None, password=None, timeout=10):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.sock = socket.create_connection(("127.0.0.1", port), timeout=3)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.buf = b""
-        if user:
-            reply = self.call("AUTH", user, password)
-            if reply != "OK":
-                raise AssertionError(f"AUTH {user} on {port}: {reply}")
-
-    def close(self):
-        self.sock.close()
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the server")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b"-"):
-            return ("ERR " if kind == b"-" else "") + rest.decode()
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed by the server")
-                self.buf += chunk
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data.decode("utf-8", "replace")
-        if kind == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.reply() for _item in range(n)]
-        raise ValueError(line)
-
-    def send(self, *args):
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a.encode("utf-8") if isinstance(a, str) else str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        self.sock.sendall(b"".join(parts))
-
-    def call(self, *args):
-        self.send(*args)
-        return self.reply()
-
-    def messages(self, seconds):
-        """Pub/Sub messages received within ``seconds`` (the connection must be subscribed)."""
-        out = []
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.time()))
-            try:
-                out.append(self.reply())
-            except TimeoutError:
-                break
-        self.sock.settimeout(3)
-        return out
-
-
 def auth(port, user, password):
-    c = Conn(port)
-    try:
-        return c.call("AUTH", user, password)
-    finally:
-        c.close()
-
-
-def until(check, timeout=20, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(step)
-    return check()
+    """AUTH on a new connection: "OK", or the server's error (``WRONGPASS ...``)."""
+    with redis_client(port) as c:
+        try:
+            return c.execute("AUTH", user, password)
+        except RespError as exc:
+            return str(exc)
 
 
 # --- running the modules as Ansible does ----------------------------------------------------
@@ -213,8 +122,9 @@ def module(name, tmp, **args):
 class Host:
     """One 'host': its directory, its server (and its Sentinel)."""
 
-    def __init__(self, base, name):
+    def __init__(self, base, name, procs):
         self.name = name
+        self.procs = procs
         self.dir = os.path.join(base, name)
         os.makedirs(os.path.join(self.dir, "data"))
         self.port = free_port()
@@ -258,15 +168,13 @@ class Host:
             redis_sentinel_parallel_syncs=1))
 
     def start_server(self):
-        self.server = subprocess.Popen([SERVER, self.conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.server = self.procs.serve(self.port, SERVER, self.conf)
 
     def start_sentinel(self):
-        self.sentinel = subprocess.Popen([SENTINEL, self.sconf], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+        self.sentinel = self.procs.serve(self.sport, SENTINEL, self.sconf)
 
     def stop_sentinel(self):
-        self.sentinel.terminate()
-        self.sentinel.wait(timeout=10)
+        self.procs.stop(self.sentinel)
 
     def login(self):
         return {"login_user": "admin", "login_passwords": [NEW["admin"], self.kept]}
@@ -313,36 +221,23 @@ class Host:
 
 def replica_ids(master):
     """Client ids of the replication links at the master (a new id = the link was cut)."""
-    c = Conn(master.port, "admin", master.kept)
-    try:
-        return sorted(line.split()[0] for line in c.call("CLIENT", "LIST", "TYPE", "replica").splitlines())
-    finally:
-        c.close()
+    with redis_client(master.port, "admin", master.kept) as c:
+        return sorted(line.split()[0] for line in c.execute("CLIENT", "LIST", "TYPE", "replica").splitlines())
 
 
 def info(host, section="replication"):
-    c = Conn(host.port, "admin", host.kept)
-    try:
-        return dict(line.split(":", 1) for line in c.call("INFO", section).splitlines() if ":" in line)
-    finally:
-        c.close()
+    with redis_client(host.port, "admin", host.kept) as c:
+        return parse_info(c.execute("INFO", section))
 
 
 def sentinel_master(host):
-    c = Conn(host.sport, "admin", host.kept)
-    try:
-        flat = c.call("SENTINEL", "MASTER", "main")
-        return dict(zip(flat[::2], flat[1::2], strict=True))
-    finally:
-        c.close()
+    with redis_client(host.sport, "admin", host.kept) as c:
+        return pairs_to_dict(c.execute("SENTINEL", "MASTER", "main"))
 
 
 def sentinel_peers(host):
-    c = Conn(host.sport, "admin", host.kept)
-    try:
-        return [dict(zip(e[::2], e[1::2], strict=True)) for e in c.call("SENTINEL", "SENTINELS", "main")]
-    finally:
-        c.close()
+    with redis_client(host.sport, "admin", host.kept) as c:
+        return [pairs_to_dict(e) for e in c.execute("SENTINEL", "SENTINELS", "main")]
 
 
 def masterauth_values(path):
@@ -353,8 +248,9 @@ def masterauth_values(path):
 
 
 def subscriber(host):
-    c = Conn(host.sport, "admin", host.kept)
-    c.call("PSUBSCRIBE", "*")
+    """A connection to the host's Sentinel that receives every event (``messages``)."""
+    c = redis_client(host.sport, "admin", host.kept)
+    c.execute("PSUBSCRIBE", "*")
     return c
 
 
@@ -363,35 +259,20 @@ def sdown_events(messages):
 
 
 @pytest.fixture(scope="module", name="stack")
-def fixture_stack(tmp_path_factory):
+def fixture_stack(tmp_path_factory, module_procs):
     base = str(tmp_path_factory.mktemp("rotation"))
-    master, replica = Host(base, "master"), Host(base, "replica")
+    master, replica = Host(base, "master", module_procs), Host(base, "replica", module_procs)
     for h in (master, replica):
         h.bootstrap(OLD, master.port)
-    try:
-        for h in (master, replica):
-            h.start_server()
-        for h in (master, replica):
-            Conn(h.port).close()
-        for h in (master, replica):
-            h.start_sentinel()
-        assert until(lambda: info(replica).get("master_link_status") == "up"), info(replica)
-        # both Sentinels know the replica and each other before anything changes
-        assert until(lambda: all(int(sentinel_master(h)["num-other-sentinels"]) == 1
-                                 and int(sentinel_master(h)["num-slaves"]) == 1 for h in (master, replica)), timeout=30)
-        yield {"master": master, "replica": replica, "hosts": (master, replica), "tmp": base}
-    finally:
-        for h in (master, replica):
-            for p in (h.sentinel, h.server):
-                if p is not None and p.poll() is None:
-                    p.terminate()
-        for h in (master, replica):
-            for p in (h.sentinel, h.server):
-                if p is not None:
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+    for h in (master, replica):
+        h.start_server()
+    for h in (master, replica):
+        h.start_sentinel()
+    assert until(lambda: info(replica).get("master_link_status") == "up"), info(replica)
+    # both Sentinels know the replica and each other before anything changes
+    assert until(lambda: all(int(sentinel_master(h)["num-other-sentinels"]) == 1
+                             and int(sentinel_master(h)["num-slaves"]) == 1 for h in (master, replica)), timeout=30)
+    return {"master": master, "replica": replica, "hosts": (master, replica), "tmp": base}
 
 
 # --- the tests (in file order: they share the set) ---------------------------------------------
@@ -422,16 +303,12 @@ def test_baseline(stack):
 
 def test_acl_load_would_disconnect_everybody(stack, tmp_path):
     """Why the role never sends ACL LOAD: Redis 7.0 drops every authenticated connection."""
-    probe = Conn(stack["master"].port, "app", OLD["app"])
-    admin = Conn(stack["master"].port, "admin", OLD["admin"])
-    before = replica_ids(stack["master"])
-    try:
-        assert admin.call("ACL", "LOAD") == "OK"
-        with pytest.raises(ConnectionError):
-            probe.call("PING")
-    finally:
-        probe.close()
-        admin.close()
+    port = stack["master"].port
+    with redis_client(port, "app", OLD["app"]) as probe, redis_client(port, "admin", OLD["admin"]) as admin:
+        before = replica_ids(stack["master"])
+        assert admin.execute("ACL", "LOAD") == "OK"
+        with pytest.raises(RespConnectionError):
+            probe.execute("PING")
     # the replica reconnects on its own, with a new link
     assert until(lambda: replica_ids(stack["master"]) and replica_ids(stack["master"]) != before)
     assert until(lambda: info(stack["replica"]).get("master_link_status") == "up")
@@ -440,7 +317,7 @@ def test_acl_load_would_disconnect_everybody(stack, tmp_path):
 def test_accept_takes_both_passwords_and_disconnects_nobody(stack):
     tmp, master = stack["tmp"], stack["master"]
     links = replica_ids(master)
-    app = Conn(master.port, "app", OLD["app"])
+    app = redis_client(master.port, "app", OLD["app"])
     events = [subscriber(h) for h in stack["hosts"]]
     try:
         # check mode first (the files put back as Ansible would not have written them): would
@@ -449,7 +326,7 @@ def test_accept_takes_both_passwords_and_disconnects_nobody(stack):
         res = master.accept(tmp, NEW, check=True)
         assert res["users.acl.j2 live"]["changed"] and res["users.acl.j2 live"]["login_index"] == 1
         assert res["users.acl.j2 live"]["first_login_accepted"] is False and master.kept == OLD["admin"]
-        assert auth(master.port, "app", NEW["app"]).startswith("ERR WRONGPASS")
+        assert auth(master.port, "app", NEW["app"]).startswith("WRONGPASS")
         for path, text in saved.items():
             write_if_changed(path, text)
         # the phase on every host: new admin password refused, the kept one logs in
@@ -466,13 +343,13 @@ def test_accept_takes_both_passwords_and_disconnects_nobody(stack):
             for user in SENTINEL_USERS:
                 assert auth(h.sport, user, OLD[user]) == "OK", (h.name, user, "old, Sentinel")
                 assert auth(h.sport, user, NEW[user]) == "OK", (h.name, user, "new, Sentinel")
-            assert auth(h.port, "app", "neither").startswith("ERR WRONGPASS")
+            assert auth(h.port, "app", "neither").startswith("WRONGPASS")
         # nobody was disconnected: the same replication link, the application's connection,
         # the Sentinel subscribers (their channel rules did not change)
         assert replica_ids(master) == links
-        assert app.call("PING") == "PONG"
+        assert app.execute("PING") == "PONG"
         for e in events:
-            assert e.call("PING") == ["pong", ""]
+            assert e.execute("PING") == ["pong", ""]
         # idempotent: a second run changes nothing, now logged in with the new admin password
         for h in stack["hosts"]:
             res = h.accept(tmp, NEW)
@@ -504,11 +381,8 @@ def test_switch_keeps_the_replica_link_and_sentinel_never_flags_the_master(stack
                 assert masterauth_values(path) == [NEW["replication"]], path
         assert info(replica)["master_link_status"] == "up"
         assert replica_ids(master) == links  # CONFIG SET masterauth did not cut the link
-        c = Conn(replica.port, "admin", NEW["admin"])
-        try:
-            assert c.call("CONFIG", "GET", "masterauth") == ["masterauth", NEW["replication"]]
-        finally:
-            c.close()
+        with redis_client(replica.port, "admin", NEW["admin"]) as c:
+            assert c.execute("CONFIG", "GET", "masterauth") == ["masterauth", NEW["replication"]]
         # well past down-after-milliseconds: no Sentinel saw the master (or a peer) down
         got = [sdown_events(e.messages(3 * DOWN_AFTER_MS / 1000)) for e in events]
         assert got == [[], []], got
@@ -528,7 +402,6 @@ def test_restarted_sentinel_sees_the_master_up(stack):
     h = stack["master"]
     h.stop_sentinel()
     h.start_sentinel()
-    Conn(h.sport).close()
     events = subscriber(h)
     try:
         got = sdown_events(events.messages(3 * DOWN_AFTER_MS / 1000))
@@ -541,22 +414,22 @@ def test_restarted_sentinel_sees_the_master_up(stack):
 
 def test_withdraw_refuses_every_old_password(stack):
     tmp, master = stack["tmp"], stack["master"]
-    app = Conn(master.port, "app", OLD["app"])  # logged in before: keeps working
+    app = redis_client(master.port, "app", OLD["app"])  # logged in before: keeps working
     try:
         for h in stack["hosts"]:
             assert h.withdraw(tmp, NEW) == [True, True]
         for h in stack["hosts"]:
             for user in SERVER_USERS:
-                assert auth(h.port, user, OLD[user]).startswith("ERR WRONGPASS"), (h.name, user)
+                assert auth(h.port, user, OLD[user]).startswith("WRONGPASS"), (h.name, user)
                 assert auth(h.port, user, NEW[user]) == "OK", (h.name, user)
             for user in SENTINEL_USERS:
-                assert auth(h.sport, user, OLD[user]).startswith("ERR WRONGPASS"), (h.name, user)
+                assert auth(h.sport, user, OLD[user]).startswith("WRONGPASS"), (h.name, user)
                 assert auth(h.sport, user, NEW[user]) == "OK", (h.name, user)
             for path in (h.acl, h.sacl):
                 text = open(path, encoding="utf-8").read()
                 for old in OLD.values():
                     assert hashlib.sha256(old.encode()).hexdigest() not in text
-        assert app.call("PING") == "PONG"
+        assert app.execute("PING") == "PONG"
         # idempotent
         for h in stack["hosts"]:
             assert h.withdraw(tmp, NEW) == [False, False]
@@ -569,19 +442,13 @@ def test_after_withdraw_every_link_reconnects_with_the_new_passwords(stack):
     links = replica_ids(master)
     events = [subscriber(h) for h in stack["hosts"]]
     try:
-        admin = Conn(master.port, "admin", NEW["admin"])
-        try:
+        with redis_client(master.port, "admin", NEW["admin"]) as admin:
             # the replica, and the Sentinels at the master, must log in again
-            admin.call("CLIENT", "KILL", "TYPE", "replica")
-            admin.call("CLIENT", "KILL", "USER", "sentinel")
-        finally:
-            admin.close()
+            admin.execute("CLIENT", "KILL", "TYPE", "replica")
+            admin.execute("CLIENT", "KILL", "USER", "sentinel")
         for h in stack["hosts"]:  # each Sentinel's peer must log in again with sentinel-pass
-            c = Conn(h.sport, "admin", NEW["admin"])
-            try:
-                c.call("CLIENT", "KILL", "USER", "sentinel")
-            finally:
-                c.close()
+            with redis_client(h.sport, "admin", NEW["admin"]) as c:
+                c.execute("CLIENT", "KILL", "USER", "sentinel")
         assert until(lambda: replica_ids(master) and replica_ids(master) != links)
         assert until(lambda: info(replica).get("master_link_status") == "up")
         got = [sdown_events(e.messages(3 * DOWN_AFTER_MS / 1000)) for e in events]
@@ -591,11 +458,8 @@ def test_after_withdraw_every_link_reconnects_with_the_new_passwords(stack):
             peers = sentinel_peers(h)
             assert len(peers) == 1 and "disconnected" not in peers[0]["flags"] and "s_down" not in peers[0]["flags"]
         # Sentinel is logged in at the master again, as the sentinel user
-        c = Conn(master.port, "admin", NEW["admin"])
-        try:
-            assert until(lambda: "user=sentinel" in c.call("CLIENT", "LIST"))
-        finally:
-            c.close()
+        with redis_client(master.port, "admin", NEW["admin"]) as c:
+            assert until(lambda: "user=sentinel" in c.execute("CLIENT", "LIST"))
     finally:
         for e in events:
             e.close()
@@ -603,7 +467,7 @@ def test_after_withdraw_every_link_reconnects_with_the_new_passwords(stack):
 
 # --- the modules' edge cases ----------------------------------------------------------------------
 
-def test_redis_acl_unreachable_unmanaged_and_wrong_passwords(stack, tmp_path):
+def test_redis_acl_unreachable_unmanaged_and_wrong_passwords(stack, tmp_path, procs):
     tmp = str(tmp_path)
     acl = stack["master"].acl
     res = module("redis_acl", tmp, path=acl, login_port=free_port(), login_passwords=["x"], allow_unreachable=True)
@@ -615,16 +479,9 @@ def test_redis_acl_unreachable_unmanaged_and_wrong_passwords(stack, tmp_path):
     assert res.get("failed") and "none of the 2 password(s) given for admin is accepted" in res["msg"]
     assert "WRONGPASS" in res["msg"]
     # a server without ACL users (a package's default configuration)
-    port = free_port()
-    plain = subprocess.Popen([SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        Conn(port).close()
-        res = module("redis_acl", tmp, path=acl, login_port=port, login_passwords=["x"], allow_unmanaged=True)
-        assert res["managed"] is False and res["changed"] is False and not res.get("failed")
-    finally:
-        plain.terminate()
-        plain.wait(timeout=10)
+    port = procs.redis_server(tmp)
+    res = module("redis_acl", tmp, path=acl, login_port=port, login_passwords=["x"], allow_unmanaged=True)
+    assert res["managed"] is False and res["changed"] is False and not res.get("failed")
     res = module("redis_acl", tmp, path=os.path.join(tmp, "missing.acl"), sync=False)
     assert res == {"changed": False, "exists": False, "passwords": {}, "invocation": res["invocation"]}
 

@@ -1,54 +1,31 @@
 """redis_sentinel against a real redis-server and redis-sentinel started on loopback.
 
-Skipped when the binaries are absent (``apt-get install redis-server redis-sentinel``).
+Skipped when the binaries are absent (``apt-get install redis-server redis-sentinel``). The
+servers run as tests/unit/loopback.py starts them (fixture ``module_procs``).
 """
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from loopback import SENTINEL, free_port, needs_redis, until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 MODULE = os.path.join(ROOT, "plugins", "modules", "redis_sentinel.py")
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
-SERVER = shutil.which("redis-server")
 
-pytestmark = pytest.mark.skipif(not SERVER or not shutil.which("redis-sentinel"),
-                                reason="redis-server/redis-sentinel not installed")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"port {port} did not open")
+pytestmark = needs_redis
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, module_procs):
     d = tmp_path_factory.mktemp("redis")
-    master, replica, sentinel = free_port(), free_port(), free_port()
-    procs = []
-    for port, extra in ((master, []), (replica, ["--replicaof", "127.0.0.1", str(master)])):
-        procs.append(subprocess.Popen([SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d),
-                                       "--save", "", "--appendonly", "no", "--masterauth", "rpw",
-                                       "--requirepass", "rpw", *extra],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    auth = ("--masterauth", "rpw", "--requirepass", "rpw")
+    master = module_procs.redis_server(d, *auth)
+    replica = module_procs.redis_server(d, *auth, "--replicaof", "127.0.0.1", str(master))
+    sentinel = free_port()
     (d / "sentinel-users.acl").write_text("user default off resetpass -@all\n"
                                           "user sentinel on >spw ~* &* +@all\n")
     conf = d / "sentinel.conf"
@@ -57,24 +34,10 @@ def cluster(tmp_path_factory):
                     "sentinel auth-pass main rpw\n"
                     "sentinel down-after-milliseconds main 30000\n"
                     "sentinel failover-timeout main 180000\n")
-    procs.append(subprocess.Popen(["redis-sentinel", str(conf)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL))
-    try:
-        for port in (master, replica, sentinel):
-            wait_port(port)
-        # the Sentinel needs an INFO round to learn the replica
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            res = run(tmp_path_factory.mktemp("a"), sentinel_port=sentinel)
-            if res.get("replicas"):
-                break
-            time.sleep(0.5)
-        yield {"master": master, "replica": replica, "sentinel": sentinel, "dir": d}
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+    module_procs.serve(sentinel, SENTINEL, conf)
+    # the Sentinel needs an INFO round to learn the replica
+    until(lambda: run(tmp_path_factory.mktemp("a"), sentinel_port=sentinel).get("replicas"), step=0.5)
+    return {"master": master, "replica": replica, "sentinel": sentinel, "dir": d}
 
 
 def run(tmp, sentinel_port, check=False, diff=False, **params):
