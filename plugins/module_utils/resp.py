@@ -152,18 +152,31 @@ class RespClient:
         self.sock = None
         self._buf = b""
 
+    def _tls_context(self):
+        """The client's TLS context; a CA, certificate or key file that cannot be read is a
+        :class:`RespConnectionError` naming the file (before any socket is opened)."""
+        if not HAS_SSL:
+            raise RespConnectionError("TLS requested but Python's ssl module is missing")
+        try:
+            ctx = ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise RespConnectionError("cannot load the TLS CA file %s: %s" % (self.ca_file, exc))
+        ctx.check_hostname = bool(self.tls_verify_hostname)
+        if self.cert_file:
+            try:
+                ctx.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                raise RespConnectionError("cannot load the TLS client certificate %s / key %s: %s"
+                                          % (self.cert_file, self.key_file, exc))
+        return ctx
+
     def connect(self):
+        ctx = self._tls_context() if self.tls else None
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except (OSError, socket.error) as exc:
             raise RespConnectionError("cannot connect to %s:%s: %s" % (self.host, self.port, exc))
-        if self.tls:
-            if not HAS_SSL:
-                raise RespConnectionError("TLS requested but Python's ssl module is missing")
-            ctx = ssl.create_default_context(cafile=self.ca_file)
-            ctx.check_hostname = bool(self.tls_verify_hostname)
-            if self.cert_file:
-                ctx.load_cert_chain(self.cert_file, self.key_file)
+        if ctx is not None:
             try:
                 sock = ctx.wrap_socket(sock, server_hostname=self.host)
             except (OSError, ssl.SSLError) as exc:

@@ -155,3 +155,17 @@ def test_ckquorum_and_quorum():
     assert [rs.default_quorum(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 2, 3, 3]
     with pytest.raises(ValueError):
         rs.default_quorum(0)
+
+
+@pytest.mark.parametrize("files", [
+    {"ca_file": "/nonexistent/ca.crt"},
+    {"cert_file": "/nonexistent/client.crt", "key_file": "/nonexistent/client.key"},
+])
+def test_unreadable_tls_files_are_a_connection_error_naming_the_file(files):
+    """A missing CA or client certificate is reported as such (the modules turn it into a
+    failed task), not a traceback, and no socket is opened for it."""
+    client = resp.RespClient(host="127.0.0.1", port=1, timeout=1, tls=True, **files)
+    with pytest.raises(resp.RespConnectionError, match="/nonexistent/") as err:
+        client.connect()
+    assert "cannot connect" not in str(err.value)
+    assert client.sock is None
