@@ -44,9 +44,14 @@ def write_inventory(path, data):
 
 
 def run_site(inventory, *args):
+    return run_playbook(inventory, "site.yml", *args)
+
+
+def run_playbook(inventory, playbook, *args):
+    """``ansible-playbook -i INVENTORY PLAYBOOK ARGS`` from the checkout: (rc, stdout + stderr)."""
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    res = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), "site.yml", *args],
+    res = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(inventory), str(playbook), *args],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     return res.returncode, res.stdout + res.stderr
