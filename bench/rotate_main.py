@@ -295,7 +295,7 @@ def main() -> int:
     poller.start()
     time.sleep(2)
     cmd = [os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inv.path,
-           os.path.join(PROJECT, "playbooks", "rotate_secrets.yml"), "-e", "rotate_tiers=" + ",".join(tiers),  # as the README types it
+           os.path.join(PROJECT, "playbooks", "rotate_secrets.yml"), "-e", "rotate_tiers=" + ",".join(tiers),
            *args.playbook_args]
     log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-rotate-{os.getpid()}.log")
     env = dict(os.environ, ANSIBLE_LOG_PATH=log)

@@ -43,7 +43,7 @@ def run_tiers_play(tmp_path, *extra):
     ([], ["postgresql", "redis", "monitoring"]),
     (["-e", "rotate_tiers=redis"], ["redis"]),
     (["-e", "rotate_tiers=postgresql,redis,monitoring"], ["postgresql", "redis", "monitoring"]),
-    (["-e", "rotate_tiers='postgresql, monitoring'"], ["postgresql", "monitoring"]),  # quoted: key=value splits at spaces
+    (["-e", "rotate_tiers='postgresql, monitoring'"], ["postgresql", "monitoring"]),
     (["-e", '{"rotate_tiers": ["redis", "monitoring"]}'], ["redis", "monitoring"]),
 ])
 def test_tiers_as_typed_become_a_list(tmp_path, given, want):
