@@ -4,9 +4,9 @@ While `ansible-playbook playbooks/rotate_secrets.yml` runs against the inventory
 use the stack the way users do, through the public nginx entry of the first load balancer:
 
 * a writer POSTs `/write?id=N` (the demo app commits N to PostgreSQL through the write endpoint)
-  with sequential ids, --write-rate requests a second, 2 s timeout, no retries: a 200 is an
-  acknowledged write; any other answer or a timeout is a failed request and the id is never
-  reused;
+  with sequential ids, --write-rate requests a second, no retries: a 200 is an acknowledged
+  write; any other answer, or none within --timeout (10 s), is a failed request and the id is
+  never reused;
 * a poller GETs `/health` (PostgreSQL and Redis through Sentinel) every --interval seconds.
 Together they stay under nginx's per-client limit (nginx_rate_limit, 20 requests/s by default:
 more is answered 429, which is the limit working, not the rotation failing).
@@ -15,7 +15,10 @@ Afterwards the acknowledged ids are looked up in the app's ledger table with one
 an app host with the app's (new) password: one that is missing is an acknowledged write lost.
 Then each rotated secret is tried, old and new, from inside the firewall (over SSH, the
 password on stdin): the old one must be refused, the new one accepted.
-Goal: 0 failed requests, 0 lost, every old secret refused.
+Goal: 0 failed requests, 0 lost, every old secret refused. Answers slower than --slow (2 s) are
+counted apart, with the playbook task then running and the machine's run queue (procs_running
+in /proc/stat: the lab's hosts share this machine's cores, so a task running on every host at
+once delays nginx and the app too).
 
 Only generated secrets (the files under hardened_stack_secrets_dir) are rotated by the
 playbook; those given as vault variables are left alone and not probed. Addresses come from
@@ -63,9 +66,12 @@ def _request(url: str, ctx: ssl.SSLContext, method: str = "GET", timeout: float 
 class Client(threading.Thread):
     """The writer (``write=True``) or the /health poller."""
 
-    def __init__(self, base: str, ctx: ssl.SSLContext, write: bool, interval: float):  # interval: seconds
+    def __init__(self, base: str, ctx: ssl.SSLContext, write: bool, interval: float, *,  # seconds
+                 timeout: float = 10.0, slow: float = 2.0):
         super().__init__(daemon=True)
         self.base, self.ctx, self.write, self.interval = base, ctx, write, interval
+        self.timeout, self.slow = timeout, slow
+        self.slow_ones: list[tuple[float, float]] = []  # (seconds taken, wall time sent) of slow 200s
         self.stop_flag = threading.Event()
         self.ok: list[tuple[int, float]] = []      # (id, monotonic time) of successful requests
         self.failed: list[tuple[float, int, float]] = []  # (monotonic time, status; 0 = no answer, wall time sent)
@@ -77,15 +83,40 @@ class Client(threading.Thread):
             if self.write:
                 ident = self.next_id
                 self.next_id += 1
-                status = _request(f"{self.base}/write?id={ident}", self.ctx, "POST")
+                status = _request(f"{self.base}/write?id={ident}", self.ctx, "POST", self.timeout)
             else:
                 ident = 0
-                status = _request(f"{self.base}/health", self.ctx)
+                status = _request(f"{self.base}/health", self.ctx, timeout=self.timeout)
+            took = time.monotonic() - started
             if status == 200:
                 self.ok.append((ident, time.monotonic()))
+                if took > self.slow:
+                    self.slow_ones.append((took, sent))
             else:
                 self.failed.append((time.monotonic(), status, sent))
             time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+
+class RunQueue(threading.Thread):
+    """Samples this machine's run queue (procs_running, /proc/stat) every 0.2 s."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop_flag = threading.Event()
+        self.samples: list[tuple[float, int]] = []  # (wall time, runnable processes)
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                with open("/proc/stat", encoding="ascii") as fh:
+                    running = next(int(line.split()[1]) for line in fh if line.startswith("procs_running"))
+                self.samples.append((time.time(), running))
+            except (OSError, StopIteration, ValueError):
+                pass
+            self.stop_flag.wait(0.2)
+
+    def peak(self, start: float, end: float) -> int:
+        return max((n for t, n in self.samples if start <= t <= end), default=-1)
 
 
 def task_log(path: str) -> list[tuple[float, str]]:
@@ -273,6 +304,9 @@ def main() -> int:
     ap.add_argument("--write-rate", type=float, default=8.0, help="writes a second (with the polls, under nginx's "
                     "per-client rate limit)")
     ap.add_argument("--ca", help="CA certificate for the public entry (default: the lab's, pki_ca_dir)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds a request may take before it counts as "
+                    "failed (no answer)")
+    ap.add_argument("--slow", type=float, default=2.0, help="seconds after which an answered request is listed as slow")
     ap.add_argument("--after", type=float, default=3.0, help="seconds of load after the playbook ends")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
     args = ap.parse_args()
@@ -290,7 +324,10 @@ def main() -> int:
     lb = inv.host("loadbalancers")
     base = f"https://{inv.management_name(lb)}:{inv.port('https', lb)}"
     ctx = ssl.create_default_context(cafile=ca)
-    writer, poller = Client(base, ctx, True, 1.0 / args.write_rate), Client(base, ctx, False, args.interval)
+    writer = Client(base, ctx, True, 1.0 / args.write_rate, timeout=args.timeout, slow=args.slow)
+    poller = Client(base, ctx, False, args.interval, timeout=args.timeout, slow=args.slow)
+    queue = RunQueue()
+    queue.start()
     writer.start()
     poller.start()
     time.sleep(2)
@@ -303,10 +340,10 @@ def main() -> int:
     play = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False, env=env)
     duration = time.monotonic() - started
     time.sleep(args.after)
-    for client in (writer, poller):
+    for client in (writer, poller, queue):
         client.stop_flag.set()
     for client in (writer, poller):
-        client.join(10)
+        client.join(args.timeout + 5)
 
     app_host = inv.host("app")
     pg_host, pg_port = addresses.split_endpoint(inv.endpoint("pg_write"))
@@ -324,10 +361,22 @@ def main() -> int:
     print(f"/health : {len(poller.ok)} ok, {len(poller.failed)} failed (statuses {statuses}), "
           f"longest gap {longest_gap([t for _i, t in poller.ok]):.2f} s")
     tasks = task_log(log)
+
+    def when(wall: float) -> str:
+        return f"{time.strftime('%H:%M:%S', time.localtime(wall))}.{int(wall % 1 * 1000):03d}"
+
+    idle = sorted(n for _t, n in queue.samples)
+    print(f"run queue of this machine ({os.cpu_count()} CPUs) during the run: median "
+          f"{idle[len(idle) // 2] if idle else '?'}, max {idle[-1] if idle else '?'} runnable processes")
     for name, client in (("write", writer), ("/health", poller)):
         for _t, status, sent in client.failed:
-            print(f"  failed {name} at {time.strftime('%H:%M:%S', time.localtime(sent))}.{int(sent % 1 * 1000):03d}"
-                  f" (status {status}) during {running_task(tasks, sent)}")
+            print(f"  failed {name} at {when(sent)} (status {status}; 0 = no answer in {args.timeout:g} s), run queue "
+                  f"peak {queue.peak(sent, sent + args.timeout)}, during {running_task(tasks, sent)}")
+        for took, sent in client.slow_ones:
+            print(f"  slow   {name} at {when(sent)}: answered 200 after {took:.2f} s, run queue peak "
+                  f"{queue.peak(sent, sent + took)}, during {running_task(tasks, sent)}")
+    print(f"slow answers (> {args.slow:g} s, still acknowledged): writes {len(writer.slow_ones)}, "
+          f"/health {len(poller.slow_ones)}")
     print(f"  playbook log (task start times): {log}")
     bad = play.returncode != 0 or writer.failed or poller.failed or lost
     for item in items:
