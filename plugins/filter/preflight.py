@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible.errors import AnsibleError
 from jinja2.exceptions import UndefinedError
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
@@ -19,14 +21,32 @@ NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "ap
          "baseline_ssh", "baseline_ssh_permit_root_login", "baseline_ssh_allow_users", "pki_certificates",
          "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
          "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master",
-         "redis_master_name", "app_redis_master_name", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS \
+         "redis_master_name", "app_redis_master_name",
+         "app_db_password_secret_cluster", "app_redis_password_secret_cluster", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS \
     + sm.RETIRED_DIR_VARS + ic.ENCODED_VARS
+
+
+# How Ansible names what a template lacks ("'vault_x' is undefined", "... has no attribute 'x'").
+_UNDEFINED = (re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined"),
+              re.compile(r"has no attribute '([A-Za-z_][A-Za-z0-9_]*)'"))
+
+
+def _undefined_name(exc, name):
+    """The undefined name Ansible's error gives (never the error itself: it may quote the
+    source, value included), else None."""
+    text = u"%s" % exc
+    for pattern in _UNDEFINED:
+        found = [n for n in pattern.findall(text) if n != name]
+        if found:
+            return found[0]
+    return None
 
 
 def _plain_vars(host_vars, flags):
     """What the inventory sets for one host: the names above and every secret-like variable,
-    as plain data (a vault-encrypted string as its text). A value that cannot be templated yet
-    (it needs facts, or reads a secret the run will produce) is left to the role's own check."""
+    as plain data (a vault-encrypted string as its text). A value Ansible cannot template (an
+    undefined variable in it, a failing lookup) becomes an ``Unresolved`` marker: the checks
+    name the variable (and the undefined name) and draw no conclusion from it."""
     out = {}
     for name in list(host_vars):
         if name not in NAMES and not name.endswith(ic.SECRET_SUFFIXES) and name not in flags:
@@ -34,10 +54,10 @@ def _plain_vars(host_vars, flags):
         try:
             # plain values: a vault-encrypted string is checked as the text it decrypts to
             out[name] = encode.plain_data(host_vars[name])
-        except (AnsibleError, UndefinedError):
+        except (AnsibleError, UndefinedError) as exc:
             # Ansible 2.19 hands an unresolvable value over as a marker that raises (a jinja2
-            # UndefinedError) when used: skipped here, not left to fail the whole check
-            continue
+            # UndefinedError) when used
+            out[name] = ic.Unresolved(_undefined_name(exc, name))
     return out
 
 

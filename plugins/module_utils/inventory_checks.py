@@ -59,6 +59,23 @@ REQUIRED_SECRETS = {
 BUILTIN_GROUPS = ("all", "ungrouped")
 
 
+class Unresolved(object):
+    """A value Ansible could not template for a host (the preflight filter puts this marker in
+    its place): unresolved_checks names the variable, and no other check reads it (a check that
+    meets one skips what depends on it rather than judging a value it does not know)."""
+
+    def __init__(self, undefined=None):
+        self.undefined = undefined  # the undefined name the template uses, when Ansible said it
+
+    def __repr__(self):
+        return "<unresolved>"
+
+
+def _unknown(*values):
+    """True when one of ``values`` is a value Ansible could not template (Unresolved)."""
+    return any(isinstance(value, Unresolved) for value in values)
+
+
 def _members(groups, name):
     return list(groups.get(name) or [])
 
@@ -126,6 +143,10 @@ def group_checks(groups, hostvars, defaults):
         sentinel = _is_true(_value(hostvars, defaults, first, "redis_sentinel_enabled"))
         fewer_ok = _is_true(_value(hostvars, defaults, first, "redis_sentinel_allow_fewer_than_three"))
         quorum = _as_int(_value(hostvars, defaults, first, "redis_sentinel_quorum"), 0)
+        master = _value(hostvars, defaults, first, "redis_initial_master")
+        if _unknown(*(_value(hostvars, defaults, first, name) for name in (
+                "redis_sentinel_enabled", "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum"))):
+            sentinel = False  # unresolved (unresolved_checks names it): no conclusion about Sentinel
         if sentinel and len(redis) < 3 and not fewer_ok:
             out.append("group 'redis': %d Sentinel(s) (%s); Sentinel needs at least 3 to survive the "
                        "loss of one. Fix: add hosts to 'redis' (or set "
@@ -138,8 +159,7 @@ def group_checks(groups, hostvars, defaults):
         if sentinel and quorum is not None and quorum < 0:
             out.append("%s: redis_sentinel_quorum is %d. Fix: use 0 (a majority) or a positive count."
                        % (first, quorum))
-        master = _value(hostvars, defaults, first, "redis_initial_master")
-        if master and master not in redis:
+        if master and not _unknown(master) and master not in redis:
             out.append("%s: redis_initial_master '%s' is not a host of group 'redis' (%s). Fix: name "
                        "one of them or leave it empty (the first host)." % (first, master, ", ".join(redis)))
     if lbs and not app:
@@ -197,6 +217,8 @@ def address_checks(groups, hostvars, resolver=None):
                            "address. Fix: remove it and set %s (see docs/addresses.md)."
                            % (host, name, am.OVERRIDE_VAR))
         ansible_host = hv.get("ansible_host")
+        if _unknown(ansible_host, hv.get(am.OVERRIDE_VAR), hv.get(am.INTERFACE_VAR)):
+            continue  # unresolved (unresolved_checks names it)
         if ansible_host is not None and not (am.parse_ip(ansible_host) or am.is_name(str(ansible_host).strip())):
             out.append("%s: ansible_host '%s' is neither an IP address nor a host name. Fix: set "
                        "the host's address." % (host, ansible_host))
@@ -320,7 +342,7 @@ def secret_checks(groups, hostvars, defaults, lab):
         order = []
         for host in hosts:
             values = dict((name, _value(hostvars, defaults, host, name)) for name in required_secret_variables(role))
-            if not required_secret_problems(role, values, host):
+            if _unknown(*values.values()) or not required_secret_problems(role, values, host):
                 continue
             missing = tuple(missing_secrets(role, values))
             if missing not in found:
@@ -333,26 +355,67 @@ def secret_checks(groups, hostvars, defaults, lab):
         return out
     weak = {}
     order = []
+    per_host = dict((host, _weak_secrets(hostvars.get(host) or {})) for host in everyone)
+    sources = set(source for found in per_host.values() for _name, source, _reason in found if source)
     for host in everyone:
-        hv = hostvars.get(host) or {}
-        for name in sorted(hv):
-            if not name.endswith(SECRET_SUFFIXES) and name not in SECRET_NAMES:
-                continue
-            value = hv[name]
-            if not isinstance(value, str) or value == "":
-                continue
-            reason = _weakness(value)
-            if reason is None:
-                continue
-            if (name, reason) not in weak:
-                weak[(name, reason)] = []
-                order.append((name, reason))
-            weak[(name, reason)].append(host)
-    for name, reason in order:
+        for name, source, reason in per_host[host]:
+            if source is None and name in sources:
+                continue  # a vault variable another host's variable is set from: reported under that one
+            key = (source or name, reason)
+            if key not in weak:
+                weak[key] = ([], [])
+                order.append(key)
+            names, hosts = weak[key]
+            if source and name not in names:
+                names.append(name)
+            if host not in hosts:
+                hosts.append(host)
+    for key in order:
         # The value itself is never part of the message.
-        out.append("%s: %s is %s. Fix: set it from a vault or leave it empty so the role generates one."
-                   % (_hosts_text(weak[(name, reason)], everyone), name, reason))
+        names, hosts = weak[key]
+        if names:
+            out.append("%s: %s (set from %s) %s %s. Fix: put a strong value in %s (the vault)."
+                       % (_hosts_text(hosts, everyone), ", ".join(names), key[0], "is" if len(names) == 1 else "are",
+                          key[1], key[0]))
+        elif key[0].startswith(_VAULT_PREFIX):
+            out.append("%s: %s is %s. Fix: put a strong value in %s (the vault)."
+                       % (_hosts_text(hosts, everyone), key[0], key[1], key[0]))
+        else:
+            out.append("%s: %s is %s. Fix: set a strong value (from a vault), or leave it empty where the role "
+                       "generates it (docs/secrets.md)." % (_hosts_text(hosts, everyone), key[0], key[1]))
     return out
+
+
+_VAULT_PREFIX = "vault_"
+
+
+def _weak_secrets(hv):
+    """``[(variable, vault variable it comes from or None, reason)]`` for one host's weak secrets,
+    each value once: a vault variable (vault_*) is reported under the variable that is set from it
+    (the same value: ``vault_`` + its name, else the one vault variable holding that value), and
+    only alone when nothing uses it."""
+    values = {}
+    for name in sorted(hv):
+        value = hv[name]
+        if (name.endswith(SECRET_SUFFIXES) or name in SECRET_NAMES) and isinstance(value, str) and value != "":
+            reason = _weakness(value)
+            if reason is not None:
+                values[name] = (value, reason)
+    vaults = [name for name in values if name.startswith(_VAULT_PREFIX)]
+    used = set()
+    out = []
+    for name, (value, reason) in values.items():
+        if name.startswith(_VAULT_PREFIX):
+            continue
+        sources = [v for v in vaults if values[v][0] == value]
+        used.update(sources)
+        if _VAULT_PREFIX + name in sources:
+            source = _VAULT_PREFIX + name
+        else:
+            source = sources[0] if len(sources) == 1 else None
+        out.append((name, source, reason))
+    out += [(name, None, values[name][1]) for name in vaults if name not in used]
+    return sorted(out)
 
 
 def lockout_checks(groups, hostvars, defaults):
@@ -361,13 +424,17 @@ def lockout_checks(groups, hostvars, defaults):
     for host in _members(groups, "all"):
         hv = hostvars.get(host) or {}
         user = hv.get("ansible_user")
-        root_login = str(_value(hostvars, defaults, host, "baseline_ssh_permit_root_login")).lower()
-        enforced = _is_true(_value(hostvars, defaults, host, "baseline_ssh"))
+        read = [_value(hostvars, defaults, host, name) for name in
+                ("baseline_ssh_permit_root_login", "baseline_ssh", "baseline_ssh_allow_users")]
+        if _unknown(user, hv.get("ansible_connection"), *read):
+            continue  # unresolved (unresolved_checks names it)
+        root_login = str(read[0]).lower()
+        enforced = _is_true(read[1])
         if user == "root" and enforced and root_login == "no" and hv.get("ansible_connection", "ssh") == "ssh":
             out.append("%s: ansible_user is root but baseline_ssh_permit_root_login is 'no': the next "
                        "run could not log in. Fix: connect as an admin user with sudo "
                        "(ansible_user + ansible_become: true)." % host)
-        allow = _value(hostvars, defaults, host, "baseline_ssh_allow_users") or []
+        allow = read[2] or []
         if enforced and user and allow and user not in allow:
             out.append("%s: ansible_user '%s' is not in baseline_ssh_allow_users (%s): sshd would "
                        "refuse the next run. Fix: add it to baseline_ssh_allow_users."
@@ -381,7 +448,10 @@ def file_checks(groups, hostvars, defaults, exists=os.path.isfile, readable=None
     out = []
     seen = set()
     for host in _members(groups, "all"):
-        for cert in _value(hostvars, defaults, host, "pki_certificates") or []:
+        certificates = _value(hostvars, defaults, host, "pki_certificates")
+        if _unknown(certificates) or not isinstance(certificates, list):
+            continue  # unresolved (unresolved_checks names it), or not a list (argument_specs names it)
+        for cert in certificates:
             if not isinstance(cert, dict):
                 continue
             for key in ("cert_src", "key_src", "chain_src"):
@@ -409,22 +479,26 @@ def app_checks(groups, hostvars, defaults):
     if app and redis:
         wanted = _value(hostvars, defaults, redis[0], "redis_master_name")
         asked = _value(hostvars, defaults, app[0], "app_redis_master_name")
-        if wanted and asked and wanted != asked:
+        if wanted and asked and not _unknown(wanted, asked) and wanted != asked:
             out.append("%s: app_redis_master_name '%s' differs from redis_master_name '%s' of group "
                        "'redis': the app would ask Sentinel for a master it does not monitor. Fix: set "
                        "both to the same name." % (app[0], asked, wanted))
     if not app or not postgres:
         return out
-    users = [u.get("name") for u in (_value(hostvars, defaults, postgres[0], "postgresql_users") or [])
-             if isinstance(u, dict)]
-    dbs = [d.get("name") for d in (_value(hostvars, defaults, postgres[0], "postgresql_databases") or [])
-           if isinstance(d, dict)]
     host = app[0]
+    read = [_value(hostvars, defaults, postgres[0], "postgresql_users"),
+            _value(hostvars, defaults, postgres[0], "postgresql_databases"),
+            _value(hostvars, defaults, host, "app_source"),
+            _value(hostvars, defaults, host, "app_db_user"),
+            _value(hostvars, defaults, host, "app_db_name")]
+    if _unknown(*read):
+        return out  # a value Ansible could not template (unresolved_checks names it): no conclusion
+    users = [u.get("name") for u in (read[0] if isinstance(read[0], list) else []) if isinstance(u, dict)]
+    dbs = [d.get("name") for d in (read[1] if isinstance(read[1], list) else []) if isinstance(d, dict)]
     # Only the demo app is known to use PostgreSQL; a user's command wires its own database.
-    if _value(hostvars, defaults, host, "app_source") not in (None, "demo"):
+    if read[2] not in (None, "demo"):
         return out
-    user = _value(hostvars, defaults, host, "app_db_user")
-    name = _value(hostvars, defaults, host, "app_db_name")
+    user, name = read[3], read[4]
     if user and user not in users:
         out.append("%s: app_db_user '%s' is not in postgresql_users (%s) of the postgres group: the "
                    "application could not log in. Fix: add {name: %s, databases: [%s], access: "
@@ -434,6 +508,39 @@ def app_checks(groups, hostvars, defaults):
         out.append("%s: app_db_name '%s' is not in postgresql_databases (%s). Fix: add {name: %s, "
                    "owner: ...} to postgresql_databases." % (host, name, ", ".join(d for d in dbs if d) or "none",
                                                              name))
+    return out
+
+
+# The demo app's connections that need a password: (the group it connects to, the password
+# variable, the variable naming the cluster whose generated password the app reads instead,
+# the service, the variable that cluster name must equal).
+APP_CONNECTION_SECRETS = (
+    ("postgres", "app_db_password", "app_db_password_secret_cluster", "PostgreSQL", "postgresql_cluster_name"),
+    ("redis", "app_redis_password", "app_redis_password_secret_cluster", "Redis", "redis_cluster_name"),
+)
+
+
+def app_secret_checks(groups, hostvars, defaults):
+    """Every connection of the demo app has a password, or a cluster whose generated password it
+    reads (roles/app/tasks/passwords.yml): with neither the app would get no password at all."""
+    everyone = _members(groups, "all")
+    out = []
+    for group, password, cluster, service, cluster_var in APP_CONNECTION_SECRETS:
+        if not _members(groups, group):
+            continue
+        hosts = []
+        for host in _members(groups, "app"):
+            values = [_value(hostvars, defaults, host, name) for name in ("app_source", password, cluster)]
+            if _unknown(*values) or values[0] not in (None, "demo"):
+                continue  # unresolved (unresolved_checks names it); a command wires its own connections
+            if _is_empty(values[1]) and _is_empty(values[2]):
+                hosts.append(host)
+        if hosts:
+            out.append("%s: %s is empty and %s is not set: the application would connect to %s without a "
+                       "password. Fix: set %s from the vault (inventories/example: vault_%s), or set %s to the "
+                       "%s whose generated password the app reads."
+                       % (_hosts_text(hosts, everyone), password, cluster, service, password,
+                          "app_db_password" if group == "postgres" else "redis_app_password", cluster, cluster_var))
     return out
 
 
@@ -557,7 +664,7 @@ def secret_limits():
 def _named_values(name, shape, value):
     """``(display name, value)`` pairs of one variable, by its shape."""
     if shape == "value":
-        return [] if isinstance(value, (dict, list)) else [(name, value)]
+        return [(name, value)]
     if shape == "values":
         if not isinstance(value, dict):
             return []
@@ -578,6 +685,28 @@ def _hosts_text(hosts, everyone):
     return ", ".join(hosts)
 
 
+def _is_secret_entry(name, shape):
+    """A SECRET_FORMATS entry that carries secrets (a password variable, the secret
+    environment, the users' passwords), not user names or plain settings."""
+    return (name.endswith(SECRET_SUFFIXES) or name in SECRET_NAMES or name == "app_secret_environment"
+            or shape == "items.password")
+
+
+def _non_string(value):
+    """What YAML made of a value that is not a string ("a list", "a mapping", ...), else None."""
+    if isinstance(value, str):
+        return None
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return None  # another text type (a vault value): the encoders read it as text
+
+
 def encoding_checks(groups, hostvars):
     """Values a file format cannot carry (SECRET_FORMATS): one message per variable (and set
     of reasons), naming the hosts, the variable, the files and every reason, never the value."""
@@ -589,10 +718,18 @@ def encoding_checks(groups, hostvars):
         for name, shape, formats, where in SECRET_FORMATS:
             if name not in hv or hv[name] is None:
                 continue
+            secret = _is_secret_entry(name, shape)
             for shown, value in _named_values(name, shape, hv[name]):
-                if value is None or isinstance(value, (dict, list)) or encode.native_text(value) == u"":
+                if value is None or isinstance(value, Unresolved):
+                    continue  # unresolved: unresolved_checks names it
+                kind = _non_string(value)
+                if kind and (secret or isinstance(value, (dict, list))):
+                    # argument_specs' type: str would turn it into its Python form ("['a', 'b']")
+                    reasons = ["it is %s, not a string (quote the value in the vault or inventory)" % kind]
+                elif isinstance(value, (dict, list)) or encode.native_text(value) == u"":
                     continue
-                reasons = encode.refusals(value, formats)
+                else:
+                    reasons = encode.refusals(value, formats)
                 if not reasons:
                     continue
                 key = (shown, tuple(reasons))
@@ -605,6 +742,39 @@ def encoding_checks(groups, hostvars):
         where, hosts = found[(shown, reasons)]
         out.append("%s: %s cannot be written to %s: %s. Fix: choose another value (in the vault); the value "
                    "itself is never shown." % (_hosts_text(hosts, everyone), shown, where, "; ".join(reasons)))
+    return out
+
+
+def unresolved_checks(groups, hostvars):
+    """Values Ansible could not template (Unresolved): one message per variable (and undefined
+    name), naming the hosts, the variable and the undefined name when Ansible gave it; never the
+    value. The other checks skip what depends on such a value."""
+    everyone = _members(groups, "all")
+    found = {}
+    order = []
+    for host in everyone:
+        hv = hostvars.get(host) or {}
+        for name in sorted(hv):
+            if not isinstance(hv[name], Unresolved):
+                continue
+            key = (name, hv[name].undefined)
+            if key not in found:
+                found[key] = []
+                order.append(key)
+            found[key].append(host)
+    out = []
+    for name, undefined in order:
+        where = _hosts_text(found[(name, undefined)], everyone)
+        if undefined:
+            out.append("%s: %s cannot be resolved: it uses %s, which is undefined (a vault file not loaded, or a "
+                       "variable missing from it?). Fix: define %s (e.g. in group_vars/all/vault.yml, run with "
+                       "--ask-vault-pass or --vault-password-file) or correct %s. The checks that read %s were "
+                       "skipped; its value is never shown." % (where, name, undefined, undefined, name, name))
+        else:
+            out.append("%s: %s cannot be resolved: Ansible could not template it (an undefined variable or a "
+                       "failing lookup or filter in it). Fix: correct %s. The checks that read %s were skipped; its "
+                       "value is never shown."
+                       % (where, name, name, name))
     return out
 
 
@@ -635,6 +805,7 @@ def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exi
         groups["all"] = sorted(set(h for v in groups.values() for h in v))
     out = []
     out += contract_checks(groups)
+    out += unresolved_checks(groups, hostvars)
     out += group_checks(groups, hostvars, defaults)
     out += address_checks(groups, hostvars)
     out += port_checks(port_map, groups)
@@ -644,4 +815,5 @@ def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exi
     out += lockout_checks(groups, hostvars, defaults)
     out += file_checks(groups, hostvars, defaults, exists=exists, readable=readable)
     out += app_checks(groups, hostvars, defaults)
+    out += app_secret_checks(groups, hostvars, defaults)
     return out

@@ -18,8 +18,11 @@ SIZES = {"loadbalancers": 1, "app": 2, "etcd": 3, "postgres": 3, "redis": 3, "mo
 CONNECTION = {"ansible_port": 9, "ansible_user": "admin", "ansible_connection": "ssh",
               "ansible_ssh_common_args": "-o ConnectTimeout=2"}
 # What a sound inventory sets for the tiers to fit together (the app's database and user).
+# The app reads its database and Redis passwords from the clusters' generated files (the preflight
+# refuses an app connection with neither a password nor a cluster to read it from).
 STACK_VARS = {"postgresql_databases": [{"name": "app", "owner": "app"}],
-              "postgresql_users": [{"name": "app", "databases": ["app"], "access": "owner"}]}
+              "postgresql_users": [{"name": "app", "databases": ["app"], "access": "owner"}],
+              "app_db_password_secret_cluster": "hardened-stack", "app_redis_password_secret_cluster": "redis"}
 
 
 def sound_inventory(extra_vars=None):

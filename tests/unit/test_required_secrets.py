@@ -143,9 +143,9 @@ def test_a_weak_secret_set_for_every_host_is_one_message():
     assert out == [
         "every host: app_api_token is short (< 12 characters as Ansible rendered it: a vault value containing {{ or "
         "{% is rendered as a template unless it is tagged !unsafe in the vault file, see docs/secrets.md). Fix: set "
-        "it from a vault or leave it empty so the role generates one.",
-        "every host: redis_app_password is a default or demo password. Fix: set it from a vault or leave it empty "
-        "so the role generates one."]
+        "a strong value (from a vault), or leave it empty where the role generates it (docs/secrets.md).",
+        "every host: redis_app_password is a default or demo password. Fix: set a strong value (from a vault), or "
+        "leave it empty where the role generates it (docs/secrets.md)."]
     # set on two hosts: one message naming both; the values never appear
     out = _checks(pg1={"postgresql_superuser_password": "s3cr3t"}, pg2={"postgresql_superuser_password": "s3cr3t"})
     assert len(out) == 1 and out[0].startswith("pg1, pg2: postgresql_superuser_password is short")
@@ -159,8 +159,8 @@ def test_the_whole_inventory_check_reports_a_group_var_once():
                                       for i, h in enumerate(GROUPS["all"], 1)},
                                      {}, _all_defaults(), lab=False)
     assert [p for p in problems if "redis_admin_password" in p] == [
-        "every host: redis_admin_password is a default or demo password. Fix: set it from a vault or leave it "
-        "empty so the role generates one."]
+        "every host: redis_admin_password is a default or demo password. Fix: set a strong value (from a vault), or "
+        "leave it empty where the role generates it (docs/secrets.md)."]
 
 
 # --- each role's own preflight, run by ansible-playbook -----------------------------------------
