@@ -42,11 +42,17 @@ def _undefined_name(exc, name):
     return None
 
 
+# A consumer's hardened.stack.secret lookup in the inventory whose file the run has not produced yet
+# (secrets.missing_message): resolved when a role uses it, after its producer ran.
+_NOT_YET_PRODUCED = re.compile(r"secret \S+ does not exist \(.*\)\. It is created by the \S+ role")
+
+
 def _plain_vars(host_vars, flags):
     """What the inventory sets for one host: the names above and every secret-like variable,
     as plain data (a vault-encrypted string as its text). A value Ansible cannot template (an
     undefined variable in it, a failing lookup) becomes an ``Unresolved`` marker: the checks
-    name the variable (and the undefined name) and draw no conclusion from it."""
+    name the variable (and the undefined name) and draw no conclusion from it. A secret the run
+    has not produced yet (a consumer's lookup) is marked pending: not an error, still not judged."""
     out = {}
     for name in list(host_vars):
         if name not in NAMES and not name.endswith(ic.SECRET_SUFFIXES) and name not in flags:
@@ -57,7 +63,8 @@ def _plain_vars(host_vars, flags):
         except (AnsibleError, UndefinedError) as exc:
             # Ansible 2.19 hands an unresolvable value over as a marker that raises (a jinja2
             # UndefinedError) when used
-            out[name] = ic.Unresolved(_undefined_name(exc, name))
+            pending = bool(_NOT_YET_PRODUCED.search(u"%s" % exc))
+            out[name] = ic.Unresolved(None if pending else _undefined_name(exc, name), pending=pending)
     return out
 
 

@@ -64,8 +64,11 @@ class Unresolved(object):
     its place): unresolved_checks names the variable, and no other check reads it (a check that
     meets one skips what depends on it rather than judging a value it does not know)."""
 
-    def __init__(self, undefined=None):
+    def __init__(self, undefined=None, pending=False):
         self.undefined = undefined  # the undefined name the template uses, when Ansible said it
+        # a hardened.stack.secret lookup of a secret the run has not produced yet: resolved when a
+        # role uses it, after its producer ran (not reported, still not judged)
+        self.pending = pending
 
     def __repr__(self):
         return "<unresolved>"
@@ -755,7 +758,7 @@ def unresolved_checks(groups, hostvars):
     for host in everyone:
         hv = hostvars.get(host) or {}
         for name in sorted(hv):
-            if not isinstance(hv[name], Unresolved):
+            if not isinstance(hv[name], Unresolved) or hv[name].pending:
                 continue
             key = (name, hv[name].undefined)
             if key not in found:
