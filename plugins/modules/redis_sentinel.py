@@ -29,15 +29,12 @@ author:
 options:
   login_host:
     description: Address of the Sentinel.
-    type: str
-    default: 127.0.0.1
   login_port:
     description: Port of the Sentinel.
-    type: int
     default: 26379
   login_user:
     description: ACL user to authenticate as (omit for password-only C(AUTH)).
-    type: str
+    default: null
   login_password:
     description: Password of O(login_user) (or the Sentinel's C(requirepass)).
     type: str
@@ -45,25 +42,12 @@ options:
     description:
       - Passwords of O(login_user), tried in this order; the first the Sentinel accepts is used (a new
         password first, the one the Sentinel may still run with next). Excludes O(login_password).
-    type: list
-    elements: str
   connect_timeout:
-    description: Seconds to wait for the connection and for each reply.
-    type: float
     default: 3.0
-  tls:
-    description: Connect over TLS.
-    type: bool
-    default: false
   tls_ca_file:
     description: CA bundle that signed the Sentinel's certificate.
-    type: path
   tls_cert_file:
     description: Client certificate (when the Sentinel asks for one, C(tls-auth-clients yes)).
-    type: path
-  tls_key_file:
-    description: Key of O(tls_cert_file).
-    type: path
   master_name:
     description: Name of the master as the Sentinel monitors it.
     type: str
@@ -119,6 +103,8 @@ options:
         master after a new C(auth-pass) or C(auth-user).
     type: int
     default: 60
+extends_documentation_fragment:
+  - hardened.stack.redis_login
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -239,6 +225,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hardened.stack.plugins.module_utils.redis_auth import (
     ConfigSyntaxError,
     login,
+    login_argument_spec,
     sentinel_conf_values,
     without_secrets,
 )
@@ -329,16 +316,13 @@ def check_file(module, name, wanted, wanted_global, result):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            login_host=dict(type="str", default="127.0.0.1"),
-            login_port=dict(type="int", default=26379),
-            login_user=dict(type="str"),
-            login_password=dict(type="str", no_log=True),
-            login_passwords=dict(type="list", elements="str", no_log=True),
-            connect_timeout=dict(type="float", default=3.0),
-            tls=dict(type="bool", default=False),
-            tls_ca_file=dict(type="path"),
-            tls_cert_file=dict(type="path"),
-            tls_key_file=dict(type="path"),
+            login_argument_spec(
+                login_port=dict(type="int", default=26379),
+                login_user=dict(type="str"),
+                login_password=dict(type="str", no_log=True),
+                login_passwords=dict(type="list", elements="str", no_log=True),
+                connect_timeout=dict(type="float", default=3.0),
+            ),
             master_name=dict(type="str", required=True),
             action=dict(type="str", default="info", choices=["info", "set", "failover", "reset"]),
             settings=dict(type="dict", default={}),
