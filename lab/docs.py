@@ -22,7 +22,7 @@ import textwrap
 
 import yaml
 
-from . import collection
+from . import collection, variables
 from .report import port_map
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +91,7 @@ def variables_overview() -> str:
         out.append("")
         out.append("| variable | type | default | description |")
         out.append("| --- | --- | --- | --- |")
-        role_defaults = _role_defaults(role)
+        role_defaults = variables.role_defaults(role)
         for name, opt in sorted(options.items()):
             # a templated default is not in the spec (it is rendered on the host): show it as written
             default = opt["default"] if "default" in opt else role_defaults.get(name, "")
@@ -150,20 +150,12 @@ def generate_switches() -> str:
              "| --- | --- | --- | --- |"]
     for role in (r for r in _site_roles() if r in ic.REQUIRED_SECRETS):
         groups, flag, names = ic.REQUIRED_SECRETS[role]
-        default = _role_defaults(role).get(flag)
+        default = variables.role_defaults(role).get(flag)
         alias = re.match(r"^\{\{\s*(\w+)\s*\|", default) if isinstance(default, str) else None
         flag_text = f"`{flag}` (follows `{alias.group(1)}`)" if alias else f"`{flag}`"
         lines.append(f"| {flag_text} | `hardened.stack.{role}` | {', '.join(groups)} | "
                      f"{', '.join(f'`{n}`' for n in names)} |")
     return "\n".join(lines)
-
-
-def _role_defaults(role: str) -> dict:
-    path = os.path.join(ROOT, "roles", role, "defaults", "main.yml")
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
 
 
 def _is_secret(name: str) -> bool:

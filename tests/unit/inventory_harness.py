@@ -7,6 +7,7 @@ preflight passed" and its absence means "stopped before any host was contacted".
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 
@@ -38,6 +39,24 @@ def sound_inventory(extra_vars=None):
     data = {"vars": dict(CONNECTION, **STACK_VARS), "groups": groups}
     data["vars"].update(extra_vars or {})
     return copy.deepcopy(data)
+
+
+def example_inventory(path):
+    """inventories/example copied to ``path`` (a directory) with its addresses replaced by
+    closed loopback ports (nothing outside this machine is contacted); returns ``path``."""
+    src = os.path.join(ROOT, "inventories", "example")
+    shutil.copytree(os.path.join(src, "group_vars"), path / "group_vars")
+    with open(os.path.join(src, "hosts.yml"), encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    n = 10
+    for group in data["all"]["children"].values():
+        for hv in (group or {}).get("hosts", {}).values():
+            if hv and "ansible_host" in hv:
+                n += 1
+                hv["ansible_host"] = f"127.0.0.{n}"
+    data["all"].setdefault("vars", {}).update({"ansible_port": 9, "ansible_ssh_common_args": "-o ConnectTimeout=2"})
+    (path / "hosts.yml").write_text(yaml.safe_dump(data))
+    return path
 
 
 def write_inventory(path, data):

@@ -9,12 +9,9 @@ report them UNREACHABLE (the positive control proves it does).
 
 # ruff: noqa: S106 (the passwords are the defects under test)
 import json
-import os
-import shutil
 
 import inventory_harness as harness
 import pytest
-import yaml
 
 
 def _set(group, host, **values):
@@ -202,18 +199,7 @@ def test_example_inventory_passes_preflight(tmp_path):
     """inventories/example is what users copy: with its vault file (here: the same variables
     as extra vars) it passes every check as shipped. Its addresses are replaced by closed
     loopback ports (nothing outside this machine is contacted)."""
-    src = os.path.join(harness.ROOT, "inventories", "example")
-    shutil.copytree(os.path.join(src, "group_vars"), tmp_path / "group_vars")
-    with open(os.path.join(src, "hosts.yml"), encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    n = 10
-    for group in data["all"]["children"].values():
-        for hv in (group or {}).get("hosts", {}).values():
-            if hv and "ansible_host" in hv:
-                n += 1
-                hv["ansible_host"] = f"127.0.0.{n}"
-    data["all"].setdefault("vars", {}).update({"ansible_port": 9, "ansible_ssh_common_args": "-o ConnectTimeout=2"})
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(data))
+    harness.example_inventory(tmp_path)
     vault = {"vault_app_db_password": "Xq4vN8pL2mR7tW1z", "vault_redis_app_password": "Hb6kD3sF9gJ5aQ0e"}
     rc, out = harness.run_site(tmp_path, "-e", json.dumps(vault))
     assert rc != 0

@@ -183,18 +183,7 @@ def test_a_weak_vault_value_is_reported_once_under_the_variables_set_from_it():
 def _example(tmp_path, vault):
     """inventories/example with closed loopback ports, ``vault`` as its group_vars/all/vault.yml
     (unencrypted here: the values below are the test's own)."""
-    src = os.path.join(harness.ROOT, "inventories", "example")
-    shutil.copytree(os.path.join(src, "group_vars"), tmp_path / "group_vars")
-    with open(os.path.join(src, "hosts.yml"), encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    n = 10
-    for group in data["all"]["children"].values():
-        for hv in (group or {}).get("hosts", {}).values():
-            if hv and "ansible_host" in hv:
-                n += 1
-                hv["ansible_host"] = f"127.0.0.{n}"
-    data["all"].setdefault("vars", {}).update({"ansible_port": 9, "ansible_ssh_common_args": "-o ConnectTimeout=2"})
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(data))
+    harness.example_inventory(tmp_path)
     if vault is not None:
         (tmp_path / "group_vars" / "all" / "vault.yml").write_text(vault)
     rc, out = harness.run_playbook(tmp_path, "playbooks/preflight.yml")
