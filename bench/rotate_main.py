@@ -49,18 +49,24 @@ from lab import collection, hosts  # noqa: E402  (the collection's modules, the 
 TIERS = ("postgresql", "redis", "monitoring")
 
 
-def _request(url: str, ctx: ssl.SSLContext, method: str = "GET", timeout: float = 2.0) -> int:
+def _request(url: str, ctx: ssl.SSLContext, method: str = "GET", timeout: float = 2.0) -> tuple[int, str]:
+    """(HTTP status, the start of an error answer's body: the app names what failed); status 0
+    when nothing answered within ``timeout`` seconds."""
     if not url.startswith("https://"):
         raise ValueError(f"not an https URL: {url}")
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)  # noqa: S310 (https only)
     try:
         with urllib.request.urlopen(req, context=ctx, timeout=timeout) as resp:  # noqa: S310
             resp.read()
-            return resp.status
+            return resp.status, ""
     except urllib.error.HTTPError as exc:
-        return exc.code
-    except (OSError, urllib.error.URLError):
-        return 0
+        try:
+            body = exc.read(300).decode("utf-8", "replace")
+        except OSError:
+            body = ""
+        return exc.code, " ".join(body.split())
+    except (OSError, urllib.error.URLError) as exc:
+        return 0, str(exc)[:120]
 
 
 class Client(threading.Thread):
@@ -74,7 +80,8 @@ class Client(threading.Thread):
         self.slow_ones: list[tuple[float, float]] = []  # (seconds taken, wall time sent) of slow 200s
         self.stop_flag = threading.Event()
         self.ok: list[tuple[int, float]] = []      # (id, monotonic time) of successful requests
-        self.failed: list[tuple[float, int, float]] = []  # (monotonic time, status; 0 = no answer, wall time sent)
+        self.failed: list[tuple[float, int, float, str]] = []  # (monotonic time, status (0: no answer), wall time
+        #                                                         sent, the answer's error text)
         self.next_id = int(time.time() * 1000)     # unique across runs: the ledger table is shared
 
     def run(self):
@@ -83,17 +90,17 @@ class Client(threading.Thread):
             if self.write:
                 ident = self.next_id
                 self.next_id += 1
-                status = _request(f"{self.base}/write?id={ident}", self.ctx, "POST", self.timeout)
+                status, why = _request(f"{self.base}/write?id={ident}", self.ctx, "POST", self.timeout)
             else:
                 ident = 0
-                status = _request(f"{self.base}/health", self.ctx, timeout=self.timeout)
+                status, why = _request(f"{self.base}/health", self.ctx, timeout=self.timeout)
             took = time.monotonic() - started
             if status == 200:
                 self.ok.append((ident, time.monotonic()))
                 if took > self.slow:
                     self.slow_ones.append((took, sent))
             else:
-                self.failed.append((time.monotonic(), status, sent))
+                self.failed.append((time.monotonic(), status, sent, why))
             time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
 
@@ -355,9 +362,9 @@ def main() -> int:
     if play.returncode != 0:
         print("\n".join(play.stdout.splitlines()[-40:]))
     print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests "
-          f"(statuses {sorted({st for _t, st, _w in writer.failed})}), "
+          f"(statuses {sorted({st for _t, st, _w, _y in writer.failed})}), "
           f"longest gap {longest_gap([t for _i, t in writer.ok]):.2f} s, acknowledged writes lost: {len(lost)}")
-    statuses = sorted({s for _t, s, _w in poller.failed})
+    statuses = sorted({s for _t, s, _w, _y in poller.failed})
     print(f"/health : {len(poller.ok)} ok, {len(poller.failed)} failed (statuses {statuses}), "
           f"longest gap {longest_gap([t for _i, t in poller.ok]):.2f} s")
     tasks = task_log(log)
@@ -369,9 +376,10 @@ def main() -> int:
     print(f"run queue of this machine ({os.cpu_count()} CPUs) during the run: median "
           f"{idle[len(idle) // 2] if idle else '?'}, max {idle[-1] if idle else '?'} runnable processes")
     for name, client in (("write", writer), ("/health", poller)):
-        for _t, status, sent in client.failed:
+        for _t, status, sent, why in client.failed:
             print(f"  failed {name} at {when(sent)} (status {status}; 0 = no answer in {args.timeout:g} s), run queue "
-                  f"peak {queue.peak(sent, sent + args.timeout)}, during {running_task(tasks, sent)}")
+                  f"peak {queue.peak(sent, sent + args.timeout)}, during {running_task(tasks, sent)}\n"
+                  f"      answer: {why or '-'}")
         for took, sent in client.slow_ones:
             print(f"  slow   {name} at {when(sent)}: answered 200 after {took:.2f} s, run queue peak "
                   f"{queue.peak(sent, sent + took)}, during {running_task(tasks, sent)}")
