@@ -231,6 +231,10 @@ def run(inventory: str) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = res.stdout + res.stderr
+    os.makedirs(os.path.join(ROOT, ".lab"), exist_ok=True)
+    log = os.path.join(ROOT, ".lab", "job-scoped.log")  # no secret reaches it: checked below
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write(out)
     rows = leaks.recap(out)
     stack_changed = {h: r.get("changed", 0) for h, r in rows.items() if h != "localhost" and r.get("changed")}
     found = leaks.leaked(out, {v for v in values.values() if len(v) >= 8})
@@ -239,6 +243,9 @@ def run(inventory: str) -> int:
     after = tree_state(lab_secrets)
     print(f"wrapper: rc={res.returncode}, hosts {len(rows)}, changed on stack hosts: {stack_changed or 'none'}, "
           f"secrets in the output: {found or 'none'}")
+    print(f"output: {os.path.relpath(log, ROOT)}")
+    for host, count in sorted(stack_changed.items()):
+        print(f"  changed on {host}: " + "; ".join(leaks.changed_tasks(out, host)[:5]) + f" ({count})")
     print(f"job directory {job_dir}: {'LEFT BEHIND' if left else 'removed'}; lab secrets directory "
           f"{'unchanged' if before == after else 'CHANGED'} ({len(after)} files)")
     if res.returncode != 0:

@@ -60,6 +60,20 @@ def recap(out: str) -> dict[str, dict[str, int]]:
     return rows
 
 
+def changed_tasks(out: str, host: str) -> list[str]:
+    """The names of the tasks that report ``changed`` for ``host`` in an ansible-playbook output
+    (default callback), in order."""
+    found, task = [], None
+    for line in out.splitlines():
+        m = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\] \**$", line)
+        if m:
+            task = m.group(1)
+        elif task and re.match(r"^changed: \[%s(?: -> [^]]*)?\]" % re.escape(host), line) and (
+                not found or found[-1] != task):
+            found.append(task)
+    return found
+
+
 def recap_changed(out: str) -> int:
     """How many tasks changed, over every host of the last PLAY RECAP."""
     return sum(row.get("changed", 0) for row in recap(out).values())
