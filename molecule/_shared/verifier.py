@@ -34,14 +34,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import yaml
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if PROJECT not in sys.path:
     sys.path.insert(0, PROJECT)
-from lab import collection, leaks, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
+from lab import collection, leaks, poll, variables  # noqa: E402  (the collection's module_utils, Ansible's rendering)
 
 address = collection.module_utils("address")
 secrets = collection.module_utils("secrets")
@@ -197,13 +196,7 @@ def secret(kind: str, *, on: str, vault: str | None = None, scenario: str | None
 def wait(predicate, timeout: float = 90, step: float = 1.0):
     """Poll ``predicate`` until it returns something true (returned), at most ``timeout``
     seconds; then its last answer."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+    return poll.until(predicate, timeout, step)
 
 
 def playbook(*args: str, cwd: str, timeout: int = 1200, env: dict | None = None) -> tuple[int, str]:

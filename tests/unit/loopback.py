@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import debian
+from lab import poll
 
 from ansible_collections.hardened.stack.plugins.module_utils.resp import RespClient, RespConnectionError
 
@@ -30,13 +31,7 @@ def free_port():
 
 def until(check, timeout=20, step=0.1):
     """``check()``'s first true value within ``timeout`` seconds, else its last value."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(step)
-    return check()
+    return poll.until(check, timeout, step)
 
 
 def redis_client(port, user=None, password=None, wait=10):
