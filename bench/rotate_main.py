@@ -18,7 +18,9 @@ password on stdin): the old one must be refused, the new one accepted.
 Goal: 0 failed requests, 0 lost, every old secret refused. Answers slower than --slow (2 s) are
 counted apart, with the playbook task then running and the machine's run queue (procs_running
 in /proc/stat: the lab's hosts share this machine's cores, so a task running on every host at
-once delays nginx and the app too).
+once delays nginx and the app too). For the same reason the playbook runs at --nice 10 and the
+lab's hosts run sshd (so Ansible's modules) at nice 10 (lab/images.py): on real machines the
+controller and each host's modules do not take the CPU of another host's services.
 
 Only generated secrets (the files under hardened_stack_secrets_dir) are rotated by the
 playbook; those given as vault variables are left alone and not probed. Addresses come from
@@ -315,6 +317,9 @@ def main() -> int:
                     "failed (no answer)")
     ap.add_argument("--slow", type=float, default=2.0, help="seconds after which an answered request is listed as slow")
     ap.add_argument("--after", type=float, default=3.0, help="seconds of load after the playbook ends")
+    ap.add_argument("--nice", type=int, default=10, help="niceness of the playbook run: on this machine the "
+                    "controller shares two cores with the lab's hosts; a controller of its own would not take their "
+                    "CPU (0: same priority as the services)")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
     args = ap.parse_args()
     tiers = [t for t in args.tiers.split(",") if t]
@@ -338,7 +343,7 @@ def main() -> int:
     writer.start()
     poller.start()
     time.sleep(2)
-    cmd = [os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inv.path,
+    cmd = ["nice", "-n", str(args.nice), os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inv.path,
            os.path.join(PROJECT, "playbooks", "rotate_secrets.yml"), "-e", "rotate_tiers=" + ",".join(tiers),
            *args.playbook_args]
     log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-rotate-{os.getpid()}.log")
@@ -358,7 +363,8 @@ def main() -> int:
     found = probe(inv, app_host, "ledger", {"host": pg_host, "port": pg_port, "user": "app", "dbname": app_db,
                                             "password": inv.db_password("app"), "ids": [i for i, _t in writer.ok]})
     lost = found.get("missing", ["(read-back failed: %s)" % found])
-    print(f"rotate_secrets.yml (tiers {','.join(tiers)}): rc={play.returncode} in {duration:.1f} s")
+    print(f"rotate_secrets.yml (tiers {','.join(tiers)}, controller at nice {args.nice}): rc={play.returncode} "
+          f"in {duration:.1f} s")
     if play.returncode != 0:
         print("\n".join(play.stdout.splitlines()[-40:]))
     print(f"writes  : {len(writer.ok)} acknowledged, {len(writer.failed)} failed requests "
