@@ -12,6 +12,10 @@ hosts). Printed: both durations, their ratio (goal: rerun <= 25 % of the first c
 changed counts from the recaps (goal: 0 on the rerun), the ten slowest tasks of each and the
 time per role. Both logs are kept in .lab/ (no secret reaches them: every secret task is no_log).
 Measured figures only: nothing here asserts a time.
+
+--strategy runs both with another strategy plugin, for a side-by-side comparison: e.g.
+`mitogen_linear` (mitogen from PyPI, installed in the venv: `.venv/bin/pip install mitogen`),
+which keeps one Python interpreter per host for the whole run instead of one per task.
 """
 
 from __future__ import annotations
@@ -48,9 +52,28 @@ def per_role(rows: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(sums.items(), key=lambda r: -r[1])
 
 
-def converge(inventory: str, log: str, extra: list[str]) -> tuple[int, float, str]:
+VENV_PYTHON = os.path.join(PROJECT, ".venv", "bin", "python")
+
+
+def strategy_env(strategy: str | None) -> dict[str, str]:
+    """Environment selecting a strategy plugin; mitogen's come from its package in the venv."""
+    if not strategy:
+        return {}
+    env = {"ANSIBLE_STRATEGY": strategy}
+    if strategy.startswith("mitogen"):
+        code = ("import ansible_mitogen, os; "
+                "print(os.path.join(os.path.dirname(ansible_mitogen.__file__), 'plugins', 'strategy'))")
+        where = subprocess.run([VENV_PYTHON, "-c", code], capture_output=True, text=True, check=False)
+        if where.returncode != 0:
+            sys.exit("--strategy %s: mitogen is not installed in the venv (.venv/bin/pip install mitogen)" % strategy)
+        env["ANSIBLE_STRATEGY_PLUGINS"] = where.stdout.strip()
+    return env
+
+
+def converge(inventory: str, log: str, extra: list[str], strategy: str | None = None) -> tuple[int, float, str]:
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
-               PROFILE_TASKS_TASK_OUTPUT_LIMIT="all", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+               PROFILE_TASKS_TASK_OUTPUT_LIMIT="all", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               **strategy_env(strategy))
     cmd = [os.path.join(PROJECT, ".venv", "bin", "ansible-playbook"), "-i", inventory,
            os.path.join(PROJECT, "site.yml"), *extra]
     started = time.monotonic()
@@ -83,12 +106,16 @@ def main() -> int:
     ap.add_argument("--inventory", default=os.path.join(PROJECT, "inventories", "lab"))
     ap.add_argument("--no-fresh", action="store_true", help="converge the hosts as they are (no down/up)")
     ap.add_argument("--rerun-only", action="store_true", help="only the no-op rerun, on a converged stack")
+    ap.add_argument("--strategy", help="strategy plugin for both runs (default: ansible.cfg's, linear), "
+                    "e.g. mitogen_linear")
     ap.add_argument("playbook_args", nargs="*", help="extra ansible-playbook arguments (after --)")
     args = ap.parse_args()
     os.makedirs(os.path.join(PROJECT, ".lab"), exist_ok=True)
-    rerun_log = os.path.join(PROJECT, ".lab", "bench-converge-rerun.log")
+    suffix = f"-{args.strategy}" if args.strategy else ""
+    rerun_log = os.path.join(PROJECT, ".lab", f"bench-converge-rerun{suffix}.log")
+    print(f"strategy: {args.strategy or 'ansible.cfg (linear)'}")
     if args.rerun_only:
-        rc, seconds, out = converge(args.inventory, rerun_log, args.playbook_args)
+        rc, seconds, out = converge(args.inventory, rerun_log, args.playbook_args, args.strategy)
         report("no-op rerun", rc, seconds, out, rerun_log)
         return 0 if rc == 0 and leaks.recap_changed(out) == 0 else 1
     if not args.no_fresh:
@@ -96,12 +123,12 @@ def main() -> int:
         started = time.monotonic()
         lab("up", args.inventory)
         print(f"fresh hosts: {time.monotonic() - started:.0f} s")
-    first_log = os.path.join(PROJECT, ".lab", "bench-converge-first.log")
-    rc1, s1, out1 = converge(args.inventory, first_log, args.playbook_args)
+    first_log = os.path.join(PROJECT, ".lab", f"bench-converge-first{suffix}.log")
+    rc1, s1, out1 = converge(args.inventory, first_log, args.playbook_args, args.strategy)
     report("first converge", rc1, s1, out1, first_log)
     if rc1 != 0:
         return 1
-    rc2, s2, out2 = converge(args.inventory, rerun_log, args.playbook_args)
+    rc2, s2, out2 = converge(args.inventory, rerun_log, args.playbook_args, args.strategy)
     report("no-op rerun", rc2, s2, out2, rerun_log)
     changed = leaks.recap_changed(out2)
     print(f"\nfirst converge {s1:.0f} s, no-op rerun {s2:.0f} s: rerun/first = {s2 / s1:.0%} (goal <= 25 %), "
