@@ -118,7 +118,7 @@ def _condition(task):
 def test_every_role_installs_something():
     # The walk finds the tasks (a changed layout would make the next test pass on nothing).
     assert len(APT_TASKS) >= 24
-    assert {path.split(os.sep)[1] for path, _ in APT_TASKS} >= {
+    assert {path.split(os.sep)[1] for path, _task in APT_TASKS} >= {
         "alertmanager", "app", "backup", "baseline", "etcd", "exporters", "firewall", "haproxy", "nginx",
         "pki", "postgresql", "prometheus", "redis"}
 
@@ -187,7 +187,7 @@ def test_ansible_skips_a_task_only_when_every_package_is_installed():
         # all installed: skipped; the first one missing: runs; no package facts: runs
         want += [(path, task["name"], False), (path, task["name"], True), (path, task["name"], True)]
     assert len(LITERAL) >= 15
-    got = [(path, name, run) for (path, name, _), run in zip(want, _evaluate(cases), strict=True)]
+    got = [(path, name, run) for (path, name, _want), run in zip(want, _evaluate(cases), strict=True)]
     assert got == want
 
 
