@@ -55,7 +55,9 @@ def leaked(text: str, known: set[str]) -> list[str]:
 def recap(out: str) -> dict[str, dict[str, int]]:
     """{host: {ok: n, changed: n, failed: n, ...}} from the last PLAY RECAP of ``out``."""
     rows = {}
-    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", out.rsplit("PLAY RECAP", maxsplit=1)[-1], re.M):
+    # Only recap rows ("host : ok=N changed=N ..."): a callback's summary may follow the recap
+    # (profile_tasks: "role : task ---- 1.2s").
+    for m in re.finditer(r"^(\S+)\s+:\s+(ok=\d+.*)$", out.rsplit("PLAY RECAP", maxsplit=1)[-1], re.M):
         rows[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
     return rows
 
