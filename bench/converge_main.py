@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
 import os
 import re
 import subprocess
@@ -52,21 +53,17 @@ def per_role(rows: list[tuple[str, float]]) -> list[tuple[str, float]]:
     return sorted(sums.items(), key=lambda r: -r[1])
 
 
-VENV_PYTHON = os.path.join(PROJECT, ".venv", "bin", "python")
-
-
 def strategy_env(strategy: str | None) -> dict[str, str]:
-    """Environment selecting a strategy plugin; mitogen's come from its package in the venv."""
+    """Environment selecting a strategy plugin; mitogen's come from its package in the venv (this
+    script runs on the venv's Python, bench/converge)."""
     if not strategy:
         return {}
     env = {"ANSIBLE_STRATEGY": strategy}
     if strategy.startswith("mitogen"):
-        code = ("import ansible_mitogen, os; "
-                "print(os.path.join(os.path.dirname(ansible_mitogen.__file__), 'plugins', 'strategy'))")
-        where = subprocess.run([VENV_PYTHON, "-c", code], capture_output=True, text=True, check=False)
-        if where.returncode != 0:
+        spec = importlib.util.find_spec("ansible_mitogen")
+        if spec is None or not spec.submodule_search_locations:
             sys.exit("--strategy %s: mitogen is not installed in the venv (.venv/bin/pip install mitogen)" % strategy)
-        env["ANSIBLE_STRATEGY_PLUGINS"] = where.stdout.strip()
+        env["ANSIBLE_STRATEGY_PLUGINS"] = os.path.join(spec.submodule_search_locations[0], "plugins", "strategy")
     return env
 
 
