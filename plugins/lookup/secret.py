@@ -24,11 +24,20 @@ description:
     digits, 32 characters, 48 for the pgBackRest passphrase) and reused on every later run.
   - A vault variable given by the user always wins; the roles test for it before calling
     this lookup.
+  - With O(controller_state=external) (C(hardened_stack_controller_state)) nothing is generated;
+    a producer whose file is missing fails, naming the vault variable to set and where, exactly
+    like a consumer. The per-role C(*_generate_passwords) switches keep working on their own.
+  - In check mode (C(ansible_check_mode)) nothing is written. A missing secret, for a producer
+    and (with the local state) for a consumer, is replaced by a value generated in memory for
+    this one lookup, with a warning; the real run generates and stores its own. A pre-contract
+    file is read where it is, not copied.
+  - The term V(controller_state) reads no secret; it returns the checked value of
+    O(controller_state), V(local) or V(external) (the pki role and the preflight ask it).
 options:
   _terms:
     description:
       - The kind of secret, one of V(postgresql), V(patroni_api), V(redis), V(monitoring),
-        V(backup_cipher), V(backup_user).
+        V(backup_cipher), V(backup_user); or V(controller_state).
     required: true
     type: list
     elements: str
@@ -65,6 +74,17 @@ options:
     default: ~/.hardened-stack/secrets
     vars:
       - name: hardened_stack_secrets_dir
+  controller_state:
+    description:
+      - Where the controller-side state (these secrets and the internal CA) lives, V(local) or
+        V(external); any other value fails naming C(hardened_stack_controller_state).
+      - V(local) generates a missing secret once on this controller (with O(create=true)).
+      - V(external) means the state is given (a vault file, an AWX credential, a mounted
+        directory); a missing secret is an error naming the variable to set, never generated.
+    type: str
+    default: local
+    vars:
+      - name: hardened_stack_controller_state
 """
 
 EXAMPLES = r"""
@@ -75,6 +95,10 @@ EXAMPLES = r"""
       cluster=postgresql_cluster_name, user='app', vault_variable='app_db_password'), true) }}
   no_log: true
 
+- name: Whether the controller may mint what is missing (local) or the state is given (external)
+  ansible.builtin.debug:
+    msg: "{{ lookup('hardened.stack.secret', 'controller_state') }}"
+
 - name: Created once by the redis role (its own secrets only)
   ansible.builtin.set_fact:
     _redis_admin: "{{ lookup('hardened.stack.secret', 'redis', cluster=redis_cluster_name, user='admin', create=true) }}"
@@ -84,18 +108,30 @@ EXAMPLES = r"""
 RETURN = r"""
 _raw:
   description:
-    - One element, the secret's value (a string, without the file's final line feed).
+    - One element, the secret's value (a string, without the file's final line feed); for
+      V(controller_state), V(local) or V(external).
   type: list
   elements: str
 """
 
 from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
 
 from ansible_collections.hardened.stack.plugins.module_utils import secrets
 
 
+display = Display()
+
+
 class LookupModule(LookupBase):
+
+    def _rendered(self, name):
+        """An option taken from a variable, rendered (the inventory may write it as a template)."""
+        value = self.get_option(name)
+        if self._templar is not None and isinstance(value, str):
+            value = self._templar.template(value)
+        return value
 
     def _user_names(self, kind, variables):
         """The host's values of the variables naming users with a vault variable of their own
@@ -121,22 +157,36 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("hardened.stack.secret takes one kind (one of %s), got %d terms"
                                      % (", ".join(sorted(secrets.KINDS)), len(terms)))
         kind = terms[0]
+        try:
+            state = secrets.controller_state(self._rendered("controller_state"))
+        except secrets.SecretError as exc:
+            raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
+        if kind == "controller_state":
+            return [state]
         params = dict((name, self.get_option(name)) for name in ("cluster", "user", "stanza"))
         # An option taken from a variable (hardened_stack_secrets_dir) arrives as written in the
         # inventory: "{{ lab_cache_dir }}/secrets" must be rendered here, or the secret would be
         # looked for (and created) under a directory literally named "{{ lab_cache_dir }}".
-        directory = self.get_option("secrets_dir")
-        if self._templar is not None:
-            directory = self._templar.template(directory)
+        directory = self._rendered("secrets_dir")
         if directory is not None and ("{{" in u"%s" % directory or "{%" in u"%s" % directory):
             raise AnsibleLookupError("hardened.stack.secret: secrets_dir %r is still a template" % directory)
+        check_mode = bool((variables or {}).get("ansible_check_mode", False))
         try:
+            vault = self.get_option("vault_variable") or secrets.replacing_variable(
+                kind, self._user_names(kind, variables), **params)
+            target = secrets.path(kind, directory, **params)
+            existed = check_mode and secrets.exists(kind, directory, **params)
             if self.get_option("create"):
-                value = secrets.produce(kind, directory, **params)
+                value = secrets.produce(kind, directory, state=state, check_mode=check_mode, vault_variable=vault,
+                                        **params)
             else:
-                vault = self.get_option("vault_variable") or secrets.replacing_variable(
-                    kind, self._user_names(kind, variables), **params)
-                value = secrets.read(kind, directory, vault_variable=vault, **params)
+                value = secrets.read(kind, directory, vault_variable=vault, check_mode=check_mode, state=state,
+                                     **params)
         except secrets.SecretError as exc:
             raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
+        if check_mode and not existed:
+            display.warning("hardened.stack.secret: check mode: %s does not exist; a value generated in memory "
+                            "for this lookup stands in for it and nothing was written (a real run %s)"
+                            % (target, "generates and stores it" if self.get_option("create") else
+                               "reads it once its producer made it"))
         return [value]

@@ -28,6 +28,12 @@ consumers call :func:`read`, which never creates: a missing file is an error tha
 producing role and the vault variable that replaces the file. A vault variable (the roles'
 ``*_password`` variables) always wins over the file; the roles decide that, not this module.
 
+With ``hardened_stack_controller_state: external`` (:func:`controller_state`) the state lives
+outside this controller (a vault file, an AWX credential, a mounted directory): a producer
+finds its file or fails naming the variable to set, and nothing is generated. In check mode
+nothing is written: a missing secret is stood in for by a value generated in memory for that
+one lookup (:func:`produce`, :func:`read` with ``check_mode``), and the caller warns.
+
 Files are written atomically (a hard link of a complete temporary file, so concurrent
 producers agree on one value), mode 0600 in directories of mode 0700, as ``value`` + a line
 feed; :func:`read` drops one trailing line feed and nothing else (spaces are part of a value).
@@ -54,6 +60,11 @@ DIR_VAR = "hardened_stack_secrets_dir"
 # refuses them: a second directory is a second, different password).
 RETIRED_DIR_VARS = ("postgresql_secrets_dir", "redis_secrets_dir", "backup_secrets_dir",
                     "exporters_secrets_dir", "prometheus_secrets_dir", "alertmanager_secrets_dir")
+
+# One switch for the whole controller-side state (the secrets and the CA): "local" (default)
+# generates what is missing on this controller; "external" refuses to (the state is given).
+STATE_VAR = "hardened_stack_controller_state"
+STATES = ("local", "external")
 
 _ALNUM = string.ascii_letters + string.digits
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
@@ -120,6 +131,39 @@ KINDS = {
         "the password of the pg_dump role USER of STANZA", "backup_pg_dump_password",
         legacy=("backup/{user}",)),
 }
+
+
+def controller_state(value=None):
+    """``"local"`` (also for None or empty: the default) or ``"external"``; anything else is a
+    :class:`SecretError` naming :data:`STATE_VAR`."""
+    if value in (None, ""):
+        return "local"
+    text = (u"%s" % value).strip().lower()
+    if text not in STATES:
+        raise SecretError("%s is %r: it must be local (generate missing secrets and the CA on this "
+                          "controller) or external (they are given; refuse to generate)" % (STATE_VAR, value))
+    return text
+
+
+def may_generate(state=None, switch=True):
+    """Whether a producer may mint what is missing: its own switch (``*_generate_passwords``,
+    ``pki_ca_create``) and the controller state both allow it."""
+    return bool(switch) and controller_state(state) == "local"
+
+
+def external_message(what, path_, variables, directory_variable):
+    """A producer's refusal in the external state (no value involved): what is missing, where it
+    was looked for and what to set instead."""
+    return ("%s does not exist at %s and %s is external: nothing is generated on this controller. Set %s "
+            "(in the vault file or the AWX credential, docs/secrets.md), or put the file there (%s), or "
+            "set %s: local to generate it here." % (what, path_, STATE_VAR, variables, directory_variable,
+                                                      STATE_VAR))
+
+
+def stand_in(kind):
+    """Check mode: a value for a secret that does not exist yet, generated in memory for this one
+    lookup and never written (a real run generates and stores its own)."""
+    return generate(kind)
 
 
 def secrets_dir(value=None):
@@ -276,16 +320,27 @@ def missing_message(kind, directory=None, vault_variable=None, **params):
                vault_variable or replacing_variable(kind, **params), DIR_VAR))
 
 
-def read(kind, directory=None, vault_variable=None, **params):
+def read(kind, directory=None, vault_variable=None, check_mode=False, state=None, **params):
     """The stored value; never creates. Raises :class:`SecretError` naming the producing role
-    and the vault variable when the file is missing (a pre-contract file is read too)."""
+    and the vault variable when the file is missing (a pre-contract file is read too). In check
+    mode with the local state a missing file gives a :func:`stand_in` (its producer, in check
+    mode too, wrote nothing); with the external state it is the same error as in a real run."""
+    external = controller_state(state) == "external"
     target = path(kind, directory, **params)
     value = _read_file(target)
     if value is None:
         value = _legacy_value(kind, directory, params)
     if value is None:
+        if check_mode and not external:
+            return stand_in(kind)
         raise SecretError(missing_message(kind, directory, vault_variable, **params))
     return value
+
+
+def exists(kind, directory=None, **params):
+    """Whether the secret is stored (at the contract's path or a pre-contract one)."""
+    return (_read_file(path(kind, directory, **params)) is not None
+            or _legacy_value(kind, directory, params) is not None)
 
 
 def generate(kind):
@@ -347,14 +402,26 @@ def _write_new(target, value):
         os.unlink(tmp)
 
 
-def produce(kind, directory=None, **params):
+def produce(kind, directory=None, state=None, check_mode=False, vault_variable=None, **params):
     """The stored value, created with :func:`generate` when missing (a pre-contract file is
-    copied to the contract's path instead). Concurrent producers get the same value."""
+    copied to the contract's path instead). Concurrent producers get the same value.
+
+    ``state`` external (:func:`controller_state`): a missing file is a :class:`SecretError`
+    naming ``vault_variable`` (default :func:`replacing_variable`), nothing generated. In
+    ``check_mode`` nothing is written: a pre-contract value is returned where it is, a missing
+    one is a :func:`stand_in`."""
+    external = controller_state(state) == "external"
     target = path(kind, directory, **params)
     value = _read_file(target)
     if value is not None:
         return value
     value = _legacy_value(kind, directory, params)
+    if value is None and external:
+        raise SecretError(external_message(
+            "secret %s (%s)" % (relpath(kind, **params), _described(_kind(kind), params)), target,
+            vault_variable or replacing_variable(kind, **params), DIR_VAR))
+    if check_mode:
+        return value if value is not None else stand_in(kind)
     if value is None:
         value = generate(kind)
     _write_new(target, value)
