@@ -1,6 +1,7 @@
 """Generated parts of the documentation: in README.md who talks to whom on which port (from
 the port map) and a variables overview per role (from each role's meta/argument_specs.yml); in
-docs/secrets.md the secrets layout (from plugins/module_utils/secrets.py, ``layout()``) and what
+every roles/<role>/README.md the role's variables, one table per entry point (from the same
+argument specs); in docs/secrets.md the secrets layout (from plugins/module_utils/secrets.py, ``layout()``) and what
 each secret may not hold (from plugins/module_utils/inventory_checks.py, ``secret_limits()``:
 SECRET_FORMATS run through the encoders); the same limits in the example inventory's vault file
 template (as YAML comments).
@@ -12,10 +13,15 @@ A generated section sits between ``<!-- BEGIN GENERATED: name -->`` and
 ``<!-- END GENERATED: name -->``; everything else in the README is written by hand. In a YAML
 file both markers are comments (``# <!-- BEGIN GENERATED: name -->``) and so is every generated
 line.
+
+A role without a README gets one (``python -m lab docs``): a title, the spec's description and
+the generated section, for the hand-written part (what the role does, groups, tags, an example
+play) to be written above it; ``--check`` reports it missing.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import textwrap
@@ -77,6 +83,37 @@ def _one_line(text) -> str:
     return text.replace("|", "\\|")
 
 
+def _default_text(opt: dict, role_default=None, limit: int = 60) -> str:
+    """An option's default for a table cell: the spec's, else the role's defaults/main.yml value
+    (a templated default is not in the spec: it is rendered on the host, so it is shown as
+    written), in YAML flow style, cut at ``limit`` characters."""
+    if "default" in opt:
+        default = opt["default"]
+    elif role_default is None:
+        return ""
+    else:
+        default = role_default
+    if isinstance(default, str) and "{{" in default:
+        default = _one_line(default)
+    else:
+        default = "" if default is None else _one_line(yaml.safe_dump(default, default_flow_style=True).strip())
+    if default.endswith("..."):
+        default = default[:-3].strip()
+    if len(default) > limit:
+        default = default[: limit - 3] + "…"
+    return default
+
+
+def _kind(opt: dict, elements: bool = False) -> str:
+    """``type`` (with ``elements``: ``list of dict``), with the choices."""
+    kind = opt.get("type", "str")
+    if elements and kind == "list" and opt.get("elements"):
+        kind += f" of {opt['elements']}"
+    if opt.get("choices"):
+        kind += " (" + ", ".join(str(c) for c in opt["choices"]) + ")"
+    return kind
+
+
 def variables_overview() -> str:
     """One collapsible table per role: variable, type, default and description."""
     out = []
@@ -93,19 +130,8 @@ def variables_overview() -> str:
         out.append("| --- | --- | --- | --- |")
         role_defaults = variables.role_defaults(role)
         for name, opt in sorted(options.items()):
-            # a templated default is not in the spec (it is rendered on the host): show it as written
-            default = opt["default"] if "default" in opt else role_defaults.get(name, "")
-            if isinstance(default, str) and "{{" in default:
-                default = _one_line(default)
-            else:
-                default = "" if default is None else _one_line(yaml.safe_dump(default, default_flow_style=True).strip())
-            if default.endswith("..."):
-                default = default[:-3].strip()
-            if len(default) > 60:
-                default = default[:57] + "…"
-            kind = opt.get("type", "str")
-            if opt.get("choices"):
-                kind += " (" + ", ".join(str(c) for c in opt["choices"]) + ")"
+            default = _default_text(opt, role_defaults.get(name, ""))
+            kind = _kind(opt)
             required = " **required**" if opt.get("required") else ""
             out.append(f"| `{name}` | {kind}{required} | `{default}` | {_one_line(opt.get('description'))} |"
                        if default else f"| `{name}` | {kind}{required} |  | {_one_line(opt.get('description'))} |")
@@ -185,11 +211,97 @@ def vault_limits() -> str:
     return "\n".join(out)
 
 
+def _role_specs(role: str) -> dict:
+    with open(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml"), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)["argument_specs"]
+
+
+def _markdown(text: str) -> str:
+    """Ansible's doc markup as Markdown: ``C(x)``, ``O(x)``, ``V(x)``, ``I(x)`` as code."""
+    return re.sub(r"\b[COVI]\(([^()]*)\)", r"`\1`", text)
+
+
+def _option_rows(options: dict, role_defaults: dict, prefix: str = "") -> list[str]:
+    """One table row per option, sorted; a list or dict option's sub-options follow it
+    (``name[].key`` for list elements, ``name.key`` for a dict)."""
+    rows = []
+    for name, opt in sorted(options.items()):
+        shown = prefix + name
+        default = _default_text(opt, role_defaults.get(name) if not prefix else None, limit=80)
+        required = "yes" if opt.get("required") else ""
+        rows.append(f"| `{shown}` | {_kind(opt, elements=True)} | {required} | "
+                    f"{f'`{default}`' if default else ''} | {_markdown(_one_line(opt.get('description')))} |")
+        if isinstance(opt.get("options"), dict):
+            sub = shown + ("[]." if opt.get("type") == "list" else ".")
+            rows += _option_rows(opt["options"], {}, sub)
+    return rows
+
+
+def role_variables(role: str) -> str:
+    """The role's variables, one table per entry point of meta/argument_specs.yml (``main``
+    first); an entry point with the same options as one above says so instead of repeating them."""
+    specs = _role_specs(role)
+    role_defaults = variables.role_defaults(role)
+    out = ["Generated from `meta/argument_specs.yml` by `python -m lab docs` (do not edit between the markers). "
+           "Defaults are in `defaults/main.yml`; a templated default is shown as written.", ""]
+    shown: list[tuple[str, dict]] = []
+    for entry in sorted(specs, key=lambda e: (e != "main", list(specs).index(e))):
+        spec = specs[entry] or {}
+        options = spec.get("options") or {}
+        if entry != "main":
+            call = f"`ansible.builtin.include_role: {{name: hardened.stack.{role}, tasks_from: {entry}}}`"
+        elif role.startswith("_"):  # internal: only ever a dependency of the collection's roles
+            call = "a dependency (`meta/main.yml`) of the collection's roles, never in a play"
+        else:
+            call = f"`roles: [hardened.stack.{role}]`"
+        out.append(f"### Entry point `{entry}`")
+        out.append("")
+        summary = _markdown(_one_line(spec.get("short_description") or ""))
+        out.append(f"{summary + '. ' if summary and not summary.endswith('.') else summary + ' ' if summary else ''}"
+                   f"Called as {call}.")
+        out.append("")
+        same = next((name for name, opts in shown if opts == options), None)
+        if same:
+            out.append(f"Same {len(options)} variables as the entry point `{same}`.")
+        elif not options:
+            out.append("No variables.")
+        else:
+            out.append("| variable | type | required | default | description |")
+            out.append("| --- | --- | --- | --- | --- |")
+            out += _option_rows(options, role_defaults)
+        out.append("")
+        shown.append((entry, options))
+    return "\n".join(out).rstrip()
+
+
+def role_readmes() -> dict[str, str]:
+    """roles/<role>/README.md -> role, for every role with meta/argument_specs.yml."""
+    out = {}
+    for role in sorted(os.listdir(os.path.join(ROOT, "roles"))):
+        if os.path.exists(os.path.join(ROOT, "roles", role, "meta", "argument_specs.yml")):
+            out[os.path.join(ROOT, "roles", role, "README.md")] = role
+    return out
+
+
+def new_role_readme(role: str) -> str:
+    """A README for a role that has none: the title, the description of its ``main`` entry point
+    and the generated section. The hand-written part goes above ``## Variables``."""
+    main = _role_specs(role).get("main") or {}
+    description = main.get("description") or main.get("short_description") or ""
+    if isinstance(description, list):
+        description = "\n\n".join(str(d) for d in description)
+    name = "role-variables"
+    return (f"# hardened.stack.{role}\n\n{textwrap.fill(_markdown(str(description)), 96)}\n\n## Variables\n\n"
+            f"<!-- BEGIN GENERATED: {name} -->\n<!-- END GENERATED: {name} -->\n")
+
+
 # file -> {section name: generator}
 SECTIONS = {README: {"port-map": port_diagram, "variables": variables_overview},
             SECRETS_DOC: {"secrets-layout": secrets_layout, "secret-limits": secret_limits_table,
                           "generate-switches": generate_switches},
             VAULT_EXAMPLE: {"vault-limits": vault_limits}}
+for _readme, _role in role_readmes().items():
+    SECTIONS[_readme] = {"role-variables": functools.partial(role_variables, _role)}
 
 
 def render(text: str, sections: dict | None = None, where: str = "README.md", prefix: str = "") -> str:
@@ -208,10 +320,17 @@ def render(text: str, sections: dict | None = None, where: str = "README.md", pr
 
 def main(check: bool = False) -> int:
     stale = []
+    readmes = role_readmes()
     for path, sections in SECTIONS.items():
         where = os.path.relpath(path, ROOT)
-        with open(path, encoding="utf-8") as fh:
-            current = fh.read()
+        if not os.path.exists(path) and path in readmes:
+            if check:
+                stale.append(f"{where} (missing)")
+                continue
+            current = new_role_readme(readmes[path])
+        else:
+            with open(path, encoding="utf-8") as fh:
+                current = fh.read()
         wanted = render(current, sections, where, COMMENTED.get(path, ""))
         if wanted == current:
             continue
