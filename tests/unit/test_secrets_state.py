@@ -209,3 +209,18 @@ def test_pki_ca_external_refuses_to_create_and_names_the_variable(home, tmp_path
     rc, tasks = ca(home, ca_dir)
     msg = tasks["Refuse to run without a CA when creation is disabled or the state is external"]["msg"]
     assert rc != 0 and "ca.key does not" in msg and not (ca_dir / "ca.key").exists()
+
+
+def test_pki_ca_from_variables_needs_no_directory(home, tmp_path):
+    """The CA given as pki_ca_certificate/pki_ca_private_key (a vault file, a credential): the
+    external state runs with it and pki_ca_dir is neither read nor created."""
+    made = tmp_path / "made"
+    assert ca(home, made)[0] == 0
+    given = {"pki_ca_certificate": (made / "ca.crt").read_text(), "pki_ca_private_key": (made / "ca.key").read_text()}
+    nowhere = tmp_path / "nowhere"
+    rc, tasks = ca(home, nowhere, hardened_stack_controller_state="external", **given)
+    assert rc == 0 and not any(r.get("changed") for r in tasks.values()), tasks
+    assert not nowhere.exists()
+    rc, tasks = ca(home, nowhere, pki_ca_certificate=given["pki_ca_certificate"])
+    msg = tasks["Refuse to run without a CA when creation is disabled or the state is external"]["msg"]
+    assert rc != 0 and "pki_ca_private_key is empty: give both or neither" in msg and not nowhere.exists()
