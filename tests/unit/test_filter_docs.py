@@ -170,7 +170,7 @@ def test_listing_has_no_undocumented_filter():
     listed = {}
     for line in proc.stdout.splitlines():
         if line.startswith("hardened.stack."):
-            fqcn, _, text = line.partition(" ")
+            fqcn, text = (line.split(None, 1) + [""])[:2]
             listed[fqcn[len("hardened.stack.") :]] = text.strip()
     assert sorted(listed) == sorted(FILTERS)
     assert [n for n, text in listed.items() if text == "UNDOCUMENTED"] == []
