@@ -16,13 +16,15 @@ LAB_INVENTORY ?= inventories/lab
 LAB_UP_ARGS ?=
 SCENARIO ?= pki
 
-.PHONY: help venv collection-link engine images lab lab-up lab-converge lab-report lab-exposure lab-leaks lab-job-scoped lab-down test molecule clean
+.PHONY: help venv collection-link engine images ee lab-ee lab lab-up lab-converge lab-report lab-exposure lab-leaks lab-job-scoped lab-down test molecule clean
 
 help:
 	@echo "make lab       bring up the lab from $(LAB_INVENTORY) and converge site.yml"
 	@echo "make lab-exposure  what answers from outside the stack and between members (issue 15)"
 	@echo "make lab-job-scoped the job-scoped secrets recipe (docs/secrets.md) run against the lab: 0 changed"
 	@echo "make lab-leaks     no secret in a -v --check --diff rerun (0 changed) or a process list (issue 16)"
+	@echo "make ee        build the AWX execution environment image hardened-stack-ee:<version> (lab/ee.py)"
+	@echo "make lab-ee    converge the lab through the execution environment, then a rerun: 0 changed"
 	@echo "make lab-down  remove the lab hosts, networks and /etc/hosts names"
 	@echo "make lab LAB_UP_ARGS=--ipv6   the lab with a dual-stack cluster network"
 	@echo "make test      lint, unit, sanity, build and Molecule (what CI runs)"
@@ -80,6 +82,16 @@ lab-leaks: collection-link
 # written against the converged lab: exit 0, nothing changed, nothing left (lab/jobscoped.py).
 lab-job-scoped: collection-link
 	$(PY) -m lab job-scoped -i $(LAB_INVENTORY)
+
+# The AWX execution environment, built here without a registry or Galaxy (lab/ee.py): the
+# collection's tarball, its dependencies as offline artifacts, `ansible-builder build` (docker).
+ee: venv
+	$(PY) -m lab.ee build
+
+# hardened.stack.site from the EE image (ansible-navigator, EE mode) against the lab, from a
+# directory holding only the tarball and a copy of the inventory: converge, then 0 changed.
+lab-ee: ee
+	$(PY) -m lab.ee lab -i $(LAB_INVENTORY)
 
 lab-down: venv
 	$(PY) -m lab down -i $(LAB_INVENTORY)

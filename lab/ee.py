@@ -48,10 +48,11 @@ EE_FILE = os.path.join(ROOT, "execution-environment.yml")
 REQUIREMENTS = os.path.join(ROOT, "collections", "requirements.yml")
 STAGE = os.path.join(ROOT, ".build", "ee")
 BASE_IMAGE = "debian12"
-# The settings .config/molecule/config.yml gives a scenario's runs (Molecule passes them as
-# environment and ansible.cfg); an AWX job template sets these, the project has no ansible.cfg.
-MOLECULE_SETTINGS = {"ANSIBLE_PIPELINING": "true", "ANSIBLE_FORKS": "12", "ANSIBLE_HOST_KEY_CHECKING": "false",
-                     "ANSIBLE_INTERPRETER_PYTHON": "auto_silent"}
+# What ansible.cfg and .config/molecule/config.yml give the runs from the checkout (forks,
+# pipelining...): a project directory of an EE run has no ansible.cfg; AWX's job template sets
+# these the same way, as the job's environment.
+RUN_SETTINGS = {"ANSIBLE_PIPELINING": "true", "ANSIBLE_FORKS": "12", "ANSIBLE_HOST_KEY_CHECKING": "false",
+                     "ANSIBLE_INTERPRETER_PYTHON": "auto_silent", "ANSIBLE_TIMEOUT": "30"}
 
 
 class EEError(RuntimeError):
@@ -329,7 +330,7 @@ def scenario(name: str, image: str | None = None) -> tuple[int, str]:
         keys = {os.path.dirname(i["identity_file"]) for i in instances if i.get("identity_file")}
         mounts += [f"{k}:{k}:ro" for k in sorted(keys) if not k.startswith(ephemeral + os.sep)]
         # The inventory reads molecule.yml (hardened_stack_address) through MOLECULE_FILE.
-        env = dict(MOLECULE_SETTINGS, MOLECULE_FILE=os.path.join(ephemeral, "molecule.yml"),
+        env = dict(RUN_SETTINGS, MOLECULE_FILE=os.path.join(ephemeral, "molecule.yml"),
                    MOLECULE_EPHEMERAL_DIRECTORY=ephemeral)
         rc, _out = navigator(work, ["hardened.stack.preflight", "-i", "inventory"], mounts=tuple(mounts),
                              env=env, image=image)
@@ -338,6 +339,50 @@ def scenario(name: str, image: str | None = None) -> tuple[int, str]:
         rc, out = navigator(work, ["converge.yml", "-i", "inventory", "--check"], mounts=tuple(mounts),
                             env=env, image=image)
         return rc, out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# The lab's controller-side state (inventories/lab: lab_cache_dir, from HSLAB_CACHE): its SSH
+# key, its CA and the generated secrets. Mounted read-only into the EE: a job cannot mint a
+# second CA or new passwords, and a missing piece stops it instead of being made and lost.
+LAB_STATE = ("ssh", "pki", "secrets")
+LAB_STATE_IN_EE = "/hslab-state"
+
+
+def lab(inventory: str = "inventories/lab", image: str | None = None) -> int:
+    """`make lab-ee`: from a fresh directory holding only the built tarball and a copy of the
+    inventory, converge the lab with hardened.stack.site through the image, then run it again:
+    both exit 0, the second changes nothing. Both recaps are printed."""
+    image = require_image(image)
+    tarball = os.path.join(STAGE, "collections", "hardened-stack.tar.gz")
+    if not os.path.isfile(tarball):
+        raise EEError(f"no {tarball}: make ee")
+    cache = os.environ.get("HSLAB_CACHE") or os.path.expanduser("~/.cache/hardened-stack")
+    missing = [d for d in LAB_STATE if not os.path.isdir(os.path.join(cache, d))]
+    if missing:
+        raise EEError(f"the lab's controller state is missing in {cache}: {', '.join(missing)} "
+                      "(made by `make lab`; the EE mounts it read-only and never makes it)")
+    work = tempfile.mkdtemp(prefix="hs-lab-ee-")
+    try:
+        shutil.copy2(tarball, os.path.join(work, f"hardened-stack-{galaxy_version()}.tar.gz"))
+        shutil.copytree(os.path.join(ROOT, inventory), os.path.join(work, "inventory"))
+        print(f"ee: project directory {work}: {sorted(os.listdir(work))}", flush=True)
+        mounts = tuple(f"{os.path.join(cache, d)}:{LAB_STATE_IN_EE}/{d}:ro" for d in LAB_STATE)
+        env = dict(RUN_SETTINGS, HSLAB_CACHE=LAB_STATE_IN_EE)
+        args = ["hardened.stack.site", "-i", "inventory", "-e", "pki_ca_create=false"]
+        recaps, bad = [], 0
+        for run in ("converge", "rerun"):
+            rc, out = navigator(work, args, mounts=mounts, env=env, image=image)
+            changed = leaks.recap_changed(out)
+            recaps.append((run, rc, changed, out.rsplit("PLAY RECAP", 1)[-1].strip()))
+            bad += rc != 0 or (run == "rerun" and changed != 0)
+            if rc:
+                break
+        for run, rc, changed, text in recaps:
+            print(f"\n===== {run} through {image}: rc={rc}, changed={changed}\nPLAY RECAP {text}")
+        print(f"ee: lab: {'passed' if not bad else 'FAILED'} (the rerun must exit 0 with 0 changed)")
+        return 1 if bad else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -352,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("-i", "--inventory", default="inventories/lab")
     ss = sub.add_parser("scenario")
     ss.add_argument("name")
+    sl = sub.add_parser("lab")
+    sl.add_argument("-i", "--inventory", default="inventories/lab")
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
@@ -363,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
             changed = leaks.recap_changed(out)
             print(f"ee: scenario {args.name}: check mode from the image: rc={rc}, changed={changed}")
             return 1 if rc or changed else 0
+        elif args.cmd == "lab":
+            return lab(args.inventory)
     except (EEError, engine.LabError) as exc:
         print(f"ee: error: {exc}", file=sys.stderr)
         return 1
