@@ -217,8 +217,11 @@ def _role_specs(role: str) -> dict:
 
 
 def _markdown(text: str) -> str:
-    """Ansible's doc markup as Markdown: ``C(x)``, ``O(x)``, ``V(x)``, ``I(x)`` as code."""
-    return re.sub(r"\b[COVI]\(([^()]*)\)", r"`\1`", text)
+    """Ansible's doc markup as Markdown: ``C(x)``, ``O(x)``, ``V(x)``, ``I(x)`` as code; ``<`` and
+    ``>`` outside code escaped."""
+    parts = re.sub(r"\b[COVI]\(([^()]*)\)", r"`\1`", text).split("`")
+    # outside code spans, <name> would be read as an HTML tag and dropped
+    return "`".join(p if i % 2 else p.replace("<", "&lt;").replace(">", "&gt;") for i, p in enumerate(parts))
 
 
 def _option_rows(options: dict, role_defaults: dict, prefix: str = "") -> list[str]:
