@@ -33,11 +33,14 @@ description:
     file is read where it is, not copied.
   - The term V(controller_state) reads no secret; it returns the checked value of
     O(controller_state), V(local) or V(external) (the pki role and the preflight ask it).
+  - The term V(export) returns every stored secret under the variable a role reads instead of
+    its file (C(hardened.stack.secrets_export) writes them into an encrypted vars file), as
+    C({variables, left}); C(left) lists the files no variable replaces.
 options:
   _terms:
     description:
       - The kind of secret, one of V(postgresql), V(patroni_api), V(redis), V(monitoring),
-        V(backup_cipher), V(backup_user); or V(controller_state).
+        V(backup_cipher), V(backup_user); or V(controller_state), or V(export).
     required: true
     type: list
     elements: str
@@ -74,6 +77,20 @@ options:
     default: ~/.hardened-stack/secrets
     vars:
       - name: hardened_stack_secrets_dir
+  names:
+    description:
+      - For V(export), the inventory's user-name variables (C(postgresql_superuser),
+        C(postgresql_replication_user), C(postgresql_rewind_user), C(app_db_user),
+        C(app_redis_user), C(app_sentinel_user)); role defaults for the ones not given.
+    type: dict
+    default: {}
+  postgresql_users:
+    description:
+      - For V(export), the inventory's C(postgresql_users); returned with each entry's stored
+        password filled in where the entry has none.
+    type: list
+    elements: dict
+    default: []
   controller_state:
     description:
       - Where the controller-side state (these secrets and the internal CA) lives, V(local) or
@@ -163,6 +180,13 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
         if kind == "controller_state":
             return [state]
+        if kind == "export":
+            try:
+                found, left = secrets.export_variables(self._rendered("secrets_dir"), self.get_option("names"),
+                                                       self.get_option("postgresql_users"))
+            except secrets.SecretError as exc:
+                raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
+            return [{"variables": found, "left": left}]
         params = dict((name, self.get_option(name)) for name in ("cluster", "user", "stanza"))
         # An option taken from a variable (hardened_stack_secrets_dir) arrives as written in the
         # inventory: "{{ lab_cache_dir }}/secrets" must be rendered here, or the secret would be

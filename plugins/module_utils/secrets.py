@@ -451,6 +451,80 @@ def replace(kind, value=None, directory=None, **params):
     return value
 
 
+# The variables a secret of the layout is exported to (secrets_export): the role variable of the
+# vault table first, then the consumers' variables that must hold the same value; a user with a
+# variable of their own is found by the names given to export_variables (role defaults else).
+_CONSUMERS = (
+    # (kind, variable naming the user, its role default, consumer variable)
+    ("postgresql", "app_db_user", "app", "app_db_password"),
+    ("redis", "app_redis_user", "app", "app_redis_password"),
+    ("redis", "app_sentinel_user", "", "app_sentinel_password"),
+    ("redis", None, "exporter", "exporters_redis_password"),
+)
+_EXPORTED = {"patroni_api": "postgresql_patroni_api_password", "monitoring": "exporters_auth_password",
+             "backup_cipher": "backup_repo_cipher_pass", "backup_user": "backup_pg_dump_password"}
+
+
+def stored(directory=None):
+    """``[(relative path, kind, params)]`` of every secret stored under the directory, by the
+    layout (temporary files of a write in progress and anything else are left out)."""
+    root = secrets_dir(directory)
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(folder, name), root)
+            found = None if name.startswith(".") else identify(rel)
+            if found is not None:
+                out.append((rel, found[0], found[1]))
+    return out
+
+
+def export_variables(directory=None, names=None, postgresql_users=None):
+    """``(variables, left)``: every stored secret under the variable a role reads instead of its
+    file (the vault table of docs/secrets.md) and the consumers' variables of the same value
+    (``app_db_password`` ...); ``left`` lists the paths that have no variable (a PostgreSQL role
+    that is no ``postgresql_users`` entry). ``names``: the inventory's user-name variables
+    (``postgresql_superuser``, ``app_db_user`` ...). ``postgresql_users``: the inventory's list;
+    it is returned with each entry's stored password filled in where the entry has none.
+    Two files for one variable (two clusters, sets or stanzas) are a :class:`SecretError`:
+    the vault table's variables hold one value each."""
+    names = dict(names or {})
+    out, source, left, entries = {}, {}, [], {}
+
+    def put(variable, value, rel):
+        if variable in out and out[variable] != value:
+            raise SecretError("%s and %s would both be %s: export an inventory with one PostgreSQL cluster, Redis "
+                              "set and pgBackRest stanza per secrets directory" % (source[variable], rel, variable))
+        out[variable], source[variable] = value, rel
+
+    for rel, kind, params in stored(directory):
+        value = _read_file(os.path.join(secrets_dir(directory), rel))
+        if kind in _EXPORTED:
+            put(_EXPORTED[kind], value, rel)
+            continue
+        variable = replacing_variable(kind, names, **params)
+        if re.match(r"^[a-z_]+$", variable):
+            put(variable, value, rel)
+        else:
+            entries[params["user"]] = (value, rel)
+        for consumer_kind, user_var, default, consumer in _CONSUMERS:
+            user = names.get(user_var) if user_var else None
+            user = default if user in (None, "") else user
+            if consumer_kind == kind and user and params.get("user") == user:
+                put(consumer, value, rel)
+    users = []
+    for entry in postgresql_users or []:
+        entry = dict(entry)
+        if not entry.get("password") and entry.get("name") in entries:
+            entry["password"] = entries.pop(entry["name"])[0]
+        users.append(entry)
+    if users:
+        out["postgresql_users"] = users
+    left.extend(rel for _user, (_value, rel) in sorted(entries.items()))
+    return out, left
+
+
 def layout():
     """``[(path pattern, kind, producer, description, vault variable, length)]`` for the docs."""
     return [(KINDS[k].pattern, k, KINDS[k].producer, KINDS[k].description, KINDS[k].vault_variable,
