@@ -16,9 +16,12 @@ Its collection must be this one, ansible.builtin/ansible.legacy, or in galaxy.ym
 ``dependencies``, which must each have a lower bound, an upper bound only with a comment giving
 the reason, be used somewhere, and equal collections/requirements.yml (AWX project sync and the
 execution environment read that file). Molecule's collections are out of scope (test-only).
+README.md's "Requirements" and "Tested with" must name the same bounds, requires_ansible, pinned
+ansible-core/ansible (requirements.txt, tests/core_matrix.py's NEWEST) and collection versions.
 """
 
 import ast
+import json
 import os
 import re
 
@@ -396,3 +399,50 @@ def test_scanner_finds_every_kind_of_use(tmp_path):
     # Declared and builtin names pass; sysctl keys, file names and prose are no FQCNs.
     assert "community.general.counter" in used and "hardened.stack.redis_login" in used
     assert not any(n.startswith(("net.", "other.")) for n in used)
+
+
+# README.md's "Requirements" and "Tested with" say what the code and the pins say.
+def readme_section(title):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.M | re.S)
+    assert match, f"README.md has no '## {title}' section"
+    return " ".join(match.group(1).split())
+
+
+def pins(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
+        return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", fh.read(), re.M))
+
+
+def installed_collection_version(name):
+    import ansible_collections
+
+    namespace, collection = name.split(".")
+    for base in ansible_collections.__path__:
+        manifest = os.path.join(base, namespace, collection, "MANIFEST.json")
+        if os.path.exists(manifest):
+            with open(manifest, encoding="utf-8") as fh:
+                return json.load(fh)["collection_info"]["version"]
+    raise AssertionError(f"{name} is not installed next to ansible-core (requirements.txt: ansible)")
+
+
+def test_readme_requirements_match_the_metadata():
+    section = readme_section("Requirements")
+    with open(os.path.join(ROOT, "meta", "runtime.yml"), encoding="utf-8") as fh:
+        requires = yaml.safe_load(fh)["requires_ansible"]
+    assert f"`requires_ansible: {requires}`" in section
+    for name, spec in galaxy()[1]["dependencies"].items():
+        assert f"{name} {spec.replace('>=', '>= ')}" in section, f"README Requirements: {name} {spec}"
+
+
+def test_readme_tested_with_matches_the_pins():
+    section = readme_section("Tested with")
+    venv = pins("requirements.txt")
+    assert f"ansible-core {venv['ansible-core']}" in section and f"`ansible` {venv['ansible']}" in section
+    for name in galaxy()[1]["dependencies"]:
+        version = installed_collection_version(name)
+        assert f"{name} {version}" in section, f"README Tested with: {name} {version} (the venv's)"
+    with open(os.path.join(ROOT, "tests", "core_matrix.py"), encoding="utf-8") as fh:
+        newest = ast.literal_eval(re.search(r"^NEWEST = (\{.*\})$", fh.read(), re.M).group(1))
+    assert f"ansible-core {newest['ansible-core']}" in section and f"`ansible` {newest['ansible']}" in section
