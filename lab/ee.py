@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,11 @@ BASE_IMAGE = "debian12"
 # these the same way, as the job's environment.
 RUN_SETTINGS = {"ANSIBLE_PIPELINING": "true", "ANSIBLE_FORKS": "12", "ANSIBLE_HOST_KEY_CHECKING": "false",
                      "ANSIBLE_INTERPRETER_PYTHON": "auto_silent", "ANSIBLE_TIMEOUT": "30"}
+
+
+# ansible-runner wraps each event of its stdout in an escape sequence carrying the event's id
+# (base64 between ESC[K and ESC[<n>D ESC[K), which AWX reads; not for a terminal or a log.
+RUNNER_EVENT = re.compile(r"\x1b\[K[A-Za-z0-9+/=]*\x1b\[\d+D\x1b\[K")
 
 
 class EEError(RuntimeError):
@@ -167,7 +173,7 @@ def pack_installed(src: str, out: str) -> str:
         info.uname = info.gname = ""
         return info
 
-    with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
             tarfile.open(fileobj=gz, mode="w") as tar:
         add_bytes(tar, "MANIFEST.json", manifest_json)
         add_bytes(tar, "FILES.json", files_json)
@@ -177,12 +183,16 @@ def pack_installed(src: str, out: str) -> str:
 
 
 def same_bytes_for_same_content(tarball: str) -> None:
-    """Rewrite ``tarball``'s gzip header without its timestamp: an unchanged collection gives
-    the same bytes, so Docker's build cache keeps every layer after it."""
-    with gzip.open(tarball, "rb") as fh:
-        data = fh.read()
-    with open(tarball, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        gz.write(data)
+    """Rewrite ``tarball`` without timestamps (ansible-galaxy stamps MANIFEST.json and FILES.json
+    with the build's time, gzip its header): an unchanged collection gives the same bytes, so
+    Docker's build cache keeps every layer after it."""
+    with tarfile.open(tarball) as src:
+        members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]
+    with open(tarball, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as dest:
+        for member, data in members:
+            member.mtime = 0
+            dest.addfile(member, io.BytesIO(data) if data is not None else None)
 
 
 def artifact_names() -> list[str]:
@@ -237,7 +247,7 @@ def build(requirements_file: str = REQUIREMENTS) -> str:
     tag = image_tag()
     start = time.time()
     cmd = [os.path.join(BIN, "ansible-builder"), "build", "--container-runtime", "docker",
-           "-f", "execution-environment.yml", "--context", "context", "-t", tag, "-v", "2"]
+           "-f", "execution-environment.yml", "--context", "context", "-t", tag, "-v", "3"]
     print("+ " + " ".join(cmd), flush=True)
     if subprocess.run(cmd, cwd=STAGE, check=False).returncode:
         raise EEError(f"ansible-builder build failed (build context: {os.path.join(STAGE, 'context')})")
@@ -268,7 +278,8 @@ def navigator(workdir: str, args: list[str], *, mounts: tuple[str, ...] = (), en
     proc = subprocess.Popen(cmd, cwd=workdir, env=host_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
-    for line in proc.stdout:
+    for raw in proc.stdout:
+        line = RUNNER_EVENT.sub("", raw)  # ansible-runner's event markers (what AWX parses)
         lines.append(line)
         print(line, end="", flush=True)
     rc = proc.wait()
@@ -314,10 +325,11 @@ def molecule_paths(scenario: str) -> tuple[str, str, list[dict]]:
     return ephemeral, os.path.join(ephemeral, "inventory"), instances
 
 
-def scenario(name: str, image: str | None = None) -> tuple[int, str]:
+def scenario(name: str, image: str | None = None, limit: str = "all") -> tuple[int, str]:
     """The preflight, then the scenario's converge play in check mode, from the image against
-    the hosts of a converged Molecule scenario: both exit 0, the check-mode run changes
-    nothing. The project directory holds a copy of the scenario's inventory and its converge
+    the hosts of a converged Molecule scenario (``limit``: the hosts whose tier the scenario
+    has whole; the preflight checks every role a host would get): both exit 0, the check-mode
+    run changes nothing. The project directory holds a copy of the scenario's inventory and its converge
     play; its ephemeral directory (the SSH key, the generated secrets the inventory names) is
     mounted read-only at the same path. Returns (rc, check-mode output)."""
     image = require_image(image)
@@ -332,13 +344,12 @@ def scenario(name: str, image: str | None = None) -> tuple[int, str]:
         # The inventory reads molecule.yml (hardened_stack_address) through MOLECULE_FILE.
         env = dict(RUN_SETTINGS, MOLECULE_FILE=os.path.join(ephemeral, "molecule.yml"),
                    MOLECULE_EPHEMERAL_DIRECTORY=ephemeral)
-        rc, _out = navigator(work, ["hardened.stack.preflight", "-i", "inventory"], mounts=tuple(mounts),
-                             env=env, image=image)
+        rc, out = navigator(work, ["hardened.stack.preflight", "-i", "inventory", "--limit", limit],
+                            mounts=tuple(mounts), env=env, image=image)
         if rc:
-            return rc, _out
-        rc, out = navigator(work, ["converge.yml", "-i", "inventory", "--check"], mounts=tuple(mounts),
-                            env=env, image=image)
-        return rc, out
+            return rc, out
+        return navigator(work, ["converge.yml", "-i", "inventory", "--limit", limit, "--check"],
+                         mounts=tuple(mounts), env=env, image=image)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -397,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("-i", "--inventory", default="inventories/lab")
     ss = sub.add_parser("scenario")
     ss.add_argument("name")
+    ss.add_argument("--limit", default="all")
     sl = sub.add_parser("lab")
     sl.add_argument("-i", "--inventory", default="inventories/lab")
     args = p.parse_args(argv)
@@ -406,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "syntax-check":
             return syntax_check(args.inventory)
         elif args.cmd == "scenario":
-            rc, out = scenario(args.name)
+            rc, out = scenario(args.name, limit=args.limit)
             changed = leaks.recap_changed(out)
             print(f"ee: scenario {args.name}: check mode from the image: rc={rc}, changed={changed}")
             return 1 if rc or changed else 0
