@@ -19,6 +19,8 @@ def awx_tasks():
         text = fh.read()
     tasks = []
     for body in re.findall(r"^```yaml\n(.*?)^```$", text, re.M | re.S):
+        if "awx.awx." not in body:
+            continue
         data = yaml.safe_load(body)
         for task in data if isinstance(data, list) else []:
             tasks.extend((key, args) for key, args in task.items() if key.startswith("awx.awx."))
