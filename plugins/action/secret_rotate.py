@@ -32,6 +32,15 @@ class ActionModule(ActionBase):
         directory = args.get("secrets_dir") or self._templar.template(task_vars.get(secrets.DIR_VAR) or "") or None
         params = dict((name, args.get(name)) for name in ("cluster", "user", "stanza"))
         try:
+            state = secrets.controller_state(self._templar.template(task_vars.get(secrets.STATE_VAR) or ""))
+            if state == "external" and not args.get("value"):
+                # The secrets directory of an external state lives for one job (docs/secrets.md): a
+                # value minted here would be deployed and then lost with the job.
+                raise secrets.SecretError(
+                    "%s is external: a new value for %s is not generated on this controller. Give the new "
+                    "value in the vault or credential (%s) and run the rotation again"
+                    % (secrets.STATE_VAR, secrets.relpath(kind, **params),
+                       secrets.replacing_variable(kind, **params) or "the secret's variable"))
             target = secrets.path(kind, directory, **params)
             if not self._task.check_mode:
                 secrets.replace(kind, args.get("value"), directory, **params)

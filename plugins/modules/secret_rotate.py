@@ -22,6 +22,9 @@ description:
   - In check mode nothing is written and the task reports a change.
   - Secrets given as vault variables are not stored here; change the vault and run
     C(rotate_secrets.yml) without rotating the file.
+  - With C(hardened_stack_controller_state=external) (docs/secrets.md) the task fails unless
+    O(value) is given: the secrets directory of an external state lives for one job, so a value
+    generated here would be deployed and then lost. The message names the variable to set.
 options:
   kind:
     description:
