@@ -285,6 +285,12 @@ def stage_molecule() -> int:
     return 1 if failed else 0
 
 
+def stage_core_newest() -> int:
+    """The newest ansible-core of meta/runtime.yml's range (tests/core_matrix.py): unit tests,
+    both preflight suites and sanity on a Debian 13 controller (Python 3.13) in a container."""
+    return sh([PY, os.path.join(ROOT, "tests", "core_matrix.py")])
+
+
 STAGES = {
     "yamllint": stage_yamllint,
     "ansible-lint": stage_ansible_lint,
@@ -292,6 +298,7 @@ STAGES = {
     "docs": stage_docs,
     "pytest": stage_pytest,
     "sanity": stage_sanity,
+    "core-newest": stage_core_newest,
     "build": stage_build,
     "ee": stage_ee,
     "promtool": stage_promtool,
