@@ -344,11 +344,13 @@ def scenario(name: str, image: str | None = None, limit: str = "all") -> tuple[i
         # The inventory reads molecule.yml (hardened_stack_address) through MOLECULE_FILE.
         env = dict(RUN_SETTINGS, MOLECULE_FILE=os.path.join(ephemeral, "molecule.yml"),
                    MOLECULE_EPHEMERAL_DIRECTORY=ephemeral)
-        rc, out = navigator(work, ["hardened.stack.preflight", "-i", "inventory", "--limit", limit],
-                            mounts=tuple(mounts), env=env, image=image)
-        if rc:
-            return rc, out
-        return navigator(work, ["converge.yml", "-i", "inventory", "--limit", limit, "--check"],
+        # One run (one container, one start of Ansible): the preflight, then the converge play.
+        with open(os.path.join(work, "ee-check.yml"), "w", encoding="utf-8") as fh:
+            fh.write("---\n- name: Preflight from the execution environment\n"
+                     "  ansible.builtin.import_playbook: hardened.stack.preflight\n"
+                     f"- name: The {name} scenario's converge play\n"
+                     "  ansible.builtin.import_playbook: converge.yml\n")
+        return navigator(work, ["ee-check.yml", "-i", "inventory", "--limit", limit, "--check"],
                          mounts=tuple(mounts), env=env, image=image)
     finally:
         shutil.rmtree(work, ignore_errors=True)
