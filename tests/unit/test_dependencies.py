@@ -402,12 +402,12 @@ def test_scanner_finds_every_kind_of_use(tmp_path):
 
 
 # README.md's "Requirements" and "Tested with" say what the code and the pins say.
-def readme_section(title):
+def readme_section(title, raw=False):
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         text = fh.read()
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.M | re.S)
     assert match, f"README.md has no '## {title}' section"
-    return " ".join(match.group(1).split())
+    return match.group(1) if raw else " ".join(match.group(1).split())
 
 
 def pins(path):
@@ -437,12 +437,22 @@ def test_readme_requirements_match_the_metadata():
 
 
 def test_readme_tested_with_matches_the_pins():
-    section = readme_section("Tested with")
-    venv = pins("requirements.txt")
-    assert f"ansible-core {venv['ansible-core']}" in section and f"`ansible` {venv['ansible']}" in section
-    for name in galaxy()[1]["dependencies"]:
-        version = installed_collection_version(name)
-        assert f"{name} {version}" in section, f"README Tested with: {name} {version} (the venv's)"
+    """A line per tested ansible-core (requirements.txt's, tests/core_matrix.py's NEWEST) with its
+    `ansible` package; the line of the ansible-core running this test names the collection
+    versions it runs with (the 2.19 venv here, the 2.21 controller image in core-newest)."""
+    from importlib.metadata import version
+
+    from ansible.release import __version__ as core
+
+    bullets = [" ".join(b.split()) for b in re.split(r"^- ", readme_section("Tested with", raw=True), flags=re.M)]
     with open(os.path.join(ROOT, "tests", "core_matrix.py"), encoding="utf-8") as fh:
         newest = ast.literal_eval(re.search(r"^NEWEST = (\{.*\})$", fh.read(), re.M).group(1))
-    assert f"ansible-core {newest['ansible-core']}" in section and f"`ansible` {newest['ansible']}" in section
+    for pinned in (pins("requirements.txt"), newest):
+        wanted = f"ansible-core {pinned['ansible-core']}", f"`ansible` {pinned['ansible']}"
+        assert any(all(w in b for w in wanted) for b in bullets), f"README Tested with: no line {wanted}"
+    line = next((b for b in bullets if f"ansible-core {core} " in b), None)
+    assert line, f"README Tested with: no line for ansible-core {core}, which runs this test"
+    assert f"`ansible` {version('ansible')}" in line, f"README Tested with: ansible {version('ansible')} runs here"
+    for name in galaxy()[1]["dependencies"]:
+        found = installed_collection_version(name)
+        assert f"{name} {found}" in line, f"README Tested with: {name} {found} runs with ansible-core {core}"
