@@ -363,10 +363,11 @@ LAB_STATE = ("ssh", "pki", "secrets")
 LAB_STATE_IN_EE = "/hslab-state"
 
 
-def lab(inventory: str = "inventories/lab", image: str | None = None) -> int:
+def lab(inventory: str = "inventories/lab", image: str | None = None, extra: tuple[str, ...] = ()) -> int:
     """`make lab-ee`: from a fresh directory holding only the built tarball and a copy of the
     inventory, converge the lab with hardened.stack.site through the image, then run it again:
-    both exit 0, the second changes nothing. Both recaps are printed."""
+    both exit 0, the second changes nothing. Both recaps are printed. ``extra``: more
+    ansible-playbook arguments for both runs (--limit, --tags)."""
     image = require_image(image)
     tarball = os.path.join(STAGE, "collections", "hardened-stack.tar.gz")
     if not os.path.isfile(tarball):
@@ -383,7 +384,7 @@ def lab(inventory: str = "inventories/lab", image: str | None = None) -> int:
         print(f"ee: project directory {work}: {sorted(os.listdir(work))}", flush=True)
         mounts = tuple(f"{os.path.join(cache, d)}:{LAB_STATE_IN_EE}/{d}:ro" for d in LAB_STATE)
         env = dict(RUN_SETTINGS, HSLAB_CACHE=LAB_STATE_IN_EE)
-        args = ["hardened.stack.site", "-i", "inventory", "-e", "pki_ca_create=false"]
+        args = ["hardened.stack.site", "-i", "inventory", "-e", "pki_ca_create=false", *extra]
         recaps, bad = [], 0
         for run in ("converge", "rerun"):
             rc, out = navigator(work, args, mounts=mounts, env=env, image=image)
@@ -413,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     ss.add_argument("--limit", default="all")
     sl = sub.add_parser("lab")
     sl.add_argument("-i", "--inventory", default="inventories/lab")
+    sl.add_argument("--limit")
+    sl.add_argument("--tags")
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
@@ -425,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ee: scenario {args.name}: check mode from the image: rc={rc}, changed={changed}")
             return 1 if rc or changed else 0
         elif args.cmd == "lab":
-            return lab(args.inventory)
+            extra = [f"--{k}={v}" for k, v in (("limit", args.limit), ("tags", args.tags)) if v]
+            return lab(args.inventory, extra=tuple(extra))
     except (EEError, engine.LabError) as exc:
         print(f"ee: error: {exc}", file=sys.stderr)
         return 1
