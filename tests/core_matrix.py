@@ -20,7 +20,9 @@ copy of the checkout (``git ls-files``; nothing is written back):
   Prometheus) from ``tests/unit/debian.py`` run in the 2.19 stage only: their binaries are
   Debian 12's and the hosts' release, not the controller's. They are deselected by name
   (``SERVER_TESTS``), printed in every run, and a test keeps the list equal to the tests that
-  import ``debian``/``loopback`` (tests/unit/test_core_matrix.py).
+  import ``debian``/``loopback`` (tests/unit/test_core_matrix.py). So are the tests of the
+  repository's own tooling (``TOOLING_TESTS``: lab, changelog check, galaxy-importer, EE build,
+  AWX launch model), which run on this machine's venv whatever ansible-core the collection meets.
 
 ``python tests/core_matrix.py`` (or ``python tests/run.py core-newest``) exits non-zero when a
 step fails. The host's CA bundle is handed to pip in the image build when the host has one
@@ -62,6 +64,22 @@ SERVER_TESTS = (
     "tests/unit/plugins/modules/test_redis_sentinel.py",
     "tests/unit/roles/test_monitoring_basic_auth.py",
     "tests/unit/test_app_demo_passwords.py",
+)
+
+# Unit test modules of the repository's own tooling (the lab, the changelog check, the
+# galaxy-importer run, the execution environment build, the AWX launch model, this matrix): they
+# test tools that run on this machine's venv, not the collection on a controller, and need what
+# only that venv has (docker, galaxy-importer, ansible-runner, antsibull-changelog).
+TOOLING_TESTS = (
+    "tests/unit/test_awx_launch.py",
+    "tests/unit/test_changelog.py",
+    "tests/unit/test_core_matrix.py",
+    "tests/unit/test_ee.py",
+    "tests/unit/test_galaxy_importer.py",
+    "tests/unit/test_lab_exposure.py",
+    "tests/unit/test_lab_network.py",
+    "tests/unit/test_lab_recap.py",
+    "tests/unit/test_lab_secrets.py",
 )
 
 DOCKERFILE = """FROM {base}
@@ -179,7 +197,9 @@ def main() -> int:
     try:
         for path in SERVER_TESTS:
             log(f"not run on {NEWEST['ansible-core']} (Debian 12 servers; run by the pytest stage): {path}")
-        ignore = " ".join(f"--ignore={p}" for p in SERVER_TESTS)
+        for path in TOOLING_TESTS:
+            log(f"not run on {NEWEST['ansible-core']} (repository tooling; run by the pytest stage): {path}")
+        ignore = " ".join(f"--ignore={p}" for p in SERVER_TESTS + TOOLING_TESTS)
         steps = {
             "version": "ansible --version | head -1 && python3 --version",
             "pytest": f"python -m pytest tests/unit -q -rs -p no:cacheprovider {ignore} --junitxml {REPORT}",

@@ -56,3 +56,8 @@ def test_oldest_core_is_the_venvs():
     lower = re.search(r">=\s*(\d+)\.(\d+)", spec)
     assert pinned and lower
     assert pinned.groups() == lower.groups(), (spec, pinned.group(0))
+
+
+def test_tooling_tests_exist():
+    for path in matrix().TOOLING_TESTS:
+        assert os.path.isfile(os.path.join(ROOT, path)), path
