@@ -1,14 +1,15 @@
 """The AWX execution environment, built and run on this machine: ``python -m lab.ee COMMAND``.
 
-build              stage .build/ee (execution-environment.yml, meta/ee-*.txt, the collection's
-                   tarball, its dependencies as offline artifacts) and `ansible-builder build`
-                   the image hardened-stack-ee:<galaxy.yml version> (`make ee`)
+build              stage .build/ee (execution-environment.yml, the collection's tarball, its
+                   dependencies as offline artifacts, this machine's trust anchors) and
+                   `ansible-builder build` the image hardened-stack-ee:<galaxy.yml version>
+                   (`make ee`; the collection's meta/ee-*.txt come in with its tarball)
 syntax-check       `ansible-navigator run hardened.stack.site --syntax-check` in the image, from
                    a directory holding only a copy of the lab inventory
 scenario NAME      the preflight and the scenario's converge play in check mode (0 changed),
-                   from the image, against the running hosts of Molecule scenario NAME
+  [--limit HOSTS]  from the image, against the running hosts of Molecule scenario NAME
 lab -i INV         `make lab-ee`: from a fresh directory holding only the tarball and a copy of
-                   the inventory, converge the lab through the image, then rerun: 0 changed
+  [--limit --tags] the inventory, converge the lab through the image, then rerun: 0 changed
 
 No registry and no Galaxy server here, so:
 - the base image is the lab's Debian 12 image (lab/images.py), tagged with the revision
@@ -53,9 +54,7 @@ BASE_IMAGE = "debian12"
 # pipelining...): a project directory of an EE run has no ansible.cfg; AWX's job template sets
 # these the same way, as the job's environment.
 RUN_SETTINGS = {"ANSIBLE_PIPELINING": "true", "ANSIBLE_FORKS": "12", "ANSIBLE_HOST_KEY_CHECKING": "false",
-                     "ANSIBLE_INTERPRETER_PYTHON": "auto_silent", "ANSIBLE_TIMEOUT": "30"}
-
-
+                "ANSIBLE_INTERPRETER_PYTHON": "auto_silent", "ANSIBLE_TIMEOUT": "30"}
 # ansible-runner wraps each event of its stdout in an escape sequence carrying the event's id
 # (base64 between ESC[K and ESC[<n>D ESC[K), which AWX reads; not for a terminal or a log.
 RUNNER_EVENT = re.compile(r"\x1b\[K[A-Za-z0-9+/=]*\x1b\[\d+D\x1b\[K")
@@ -201,8 +200,9 @@ def artifact_names() -> list[str]:
 
 
 def stage(requirements_file: str = REQUIREMENTS) -> str:
-    """Fill .build/ee: a copy of execution-environment.yml and meta/ee-*.txt, the collection's
-    tarball and one artifact per collection of collections/requirements.yml; return its path."""
+    """Fill .build/ee: a copy of execution-environment.yml, this machine's trust anchors, the
+    collection's tarball and one artifact per collection of collections/requirements.yml;
+    return its path."""
     shutil.rmtree(STAGE, ignore_errors=True)
     coll = os.path.join(STAGE, "collections")
     os.makedirs(coll)
@@ -247,7 +247,7 @@ def build(requirements_file: str = REQUIREMENTS) -> str:
     tag = image_tag()
     start = time.time()
     cmd = [os.path.join(BIN, "ansible-builder"), "build", "--container-runtime", "docker",
-           "-f", "execution-environment.yml", "--context", "context", "-t", tag, "-v", "3"]
+           "-f", "execution-environment.yml", "--context", "context", "-t", tag, "-v", "2"]
     print("+ " + " ".join(cmd), flush=True)
     if subprocess.run(cmd, cwd=STAGE, check=False).returncode:
         raise EEError(f"ansible-builder build failed (build context: {os.path.join(STAGE, 'context')})")
