@@ -23,7 +23,7 @@ description:
   - Secrets given as vault variables are not stored here; change the vault and run
     C(rotate_secrets.yml) without rotating the file.
   - With C(hardened_stack_controller_state=external) (docs/secrets.md) the task fails unless
-    O(value) is given: the secrets directory of an external state lives for one job, so a value
+    O(value) is given. The secrets directory of an external state lives for one job, so a value
     generated here would be deployed and then lost. The message names the variable to set.
 options:
   kind:
