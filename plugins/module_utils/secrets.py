@@ -156,8 +156,8 @@ def external_message(what, path_, variables, directory_variable):
     was looked for and what to set instead."""
     return ("%s does not exist at %s and %s is external: nothing is generated on this controller. Set %s "
             "(in the vault file or the AWX credential, docs/secrets.md), or put the file there (%s), or "
-            "set %s: local to generate it here." % (what, path_, STATE_VAR, variables, directory_variable,
-                                                      STATE_VAR))
+            "set %s: local to generate it here."
+            % (what, path_, STATE_VAR, variables, directory_variable, STATE_VAR))
 
 
 def stand_in(kind):

@@ -41,5 +41,5 @@ def test_documented_tags_are_the_site_playbooks_tags(tmp_path):
     documented = documented_tags()
     assert "always" in listed and "always" not in documented
     assert documented == listed - {"always"}, (
-        "docs/awx.md site-tags: missing %s, not in site.yml %s" % (sorted(listed - {"always"} - documented),
-                                                                  sorted(documented - listed)))
+        "docs/awx.md site-tags: missing %s, not in site.yml %s"
+        % (sorted(listed - {"always"} - documented), sorted(documented - listed)))

@@ -61,8 +61,8 @@ def fixture_setup(tmp_path):
     inv = tmp_path / "inventory"
     (inv / "group_vars" / "all").mkdir(parents=True)
     (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
-        "postgres": {"hosts": {"pg1": {}}, "vars": {"postgresql_users": [{"name": "app", "db": "app"},
-                                                                        {"name": "reporting", "db": "app"}]}},
+        "postgres": {"hosts": {"pg1": {}}, "vars": {"postgresql_users": [
+            {"name": "app", "db": "app"}, {"name": "reporting", "db": "app"}]}},
         "app": {"hosts": {"app1": {}}}}}}))
     (inv / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(
         {"hardened_stack_secrets_dir": str(store), "pki_ca_dir": str(ca_dir), "ansible_connection": "local"}))
