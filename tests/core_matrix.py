@@ -49,8 +49,8 @@ PYTHON = "3.13"  # Debian 13's python3
 BASE_IMAGE = "hardened-stack/debian13-systemd-rootfs:latest"  # lab/images.py (debootstrap trixie)
 IMAGE = "hardened-stack/controller-newest"
 # Test requirements besides ansible itself (pinned as in requirements-dev.txt / requirements.txt).
-TEST_REQUIREMENTS = ("pytest==9.2.0", "jmespath==1.1.0", "netaddr==1.3.0", "psycopg2-binary==2.9.13",
-                     "requests==2.34.2", "pyyaml")
+TEST_REQUIREMENTS = ("pytest==9.2.0", "pytest-xdist==3.8.0", "jmespath==1.1.0", "netaddr==1.3.0",
+                     "psycopg2-binary==2.9.13", "requests==2.34.2", "pyyaml")
 
 # Unit test modules that run Debian 12's server programs (tests/unit/debian.py, loopback.py and
 # the procs/module_procs fixtures): 2.19 stage only (see the module docstring). Kept equal to the
@@ -168,9 +168,11 @@ def run_in(tag: str, src: str, script: str) -> int:
     env = []
     ca = host_ca()
     mounts = ["-v", f"{src}:/src"]
-    if ca:  # ansible-test sanity --requirements installs its tools with pip at run time
+    if ca:
+        # ansible-test sanity --requirements installs its tools with pip at run time, in venvs
+        # whose environment it filters: pip's configuration file reaches them, PIP_CERT does not.
         mounts += ["-v", f"{ca}:/etc/hs-pip-ca.crt:ro"]
-        env += ["-e", "PIP_CERT=/etc/hs-pip-ca.crt"]
+        script = "printf '[global]\\ncert = /etc/hs-pip-ca.crt\\n' > /etc/pip.conf && " + script
     cmd = [docker(), "run", "--rm", *mounts, *env, "-e", "PYTHONDONTWRITEBYTECODE=1",
            "-e", "PATH=/opt/controller/bin:/usr/sbin:/usr/bin:/sbin:/bin", "-w", "/src", tag,
            "bash", "-c", script]
@@ -189,7 +191,7 @@ def skipped(src: str) -> int:
     return int(suite.get("skipped", "0"))
 
 
-def main() -> int:
+def main(only: list[str] | None = None) -> int:
     start = time.time()
     tag = ensure_image()
     log(f"image ready in {time.time() - start:.0f} s")
@@ -202,11 +204,14 @@ def main() -> int:
         ignore = " ".join(f"--ignore={p}" for p in SERVER_TESTS + TOOLING_TESTS)
         steps = {
             "version": "ansible --version | head -1 && python3 --version",
-            "pytest": f"python -m pytest tests/unit -q -rs -p no:cacheprovider {ignore} --junitxml {REPORT}",
+            "pytest": f"python -m pytest tests/unit -q -rs -p no:cacheprovider -n 2 --dist loadfile {ignore} "
+                      f"--junitxml {REPORT}",
             "sanity": "python tests/run.py sanity",
         }
         failed = []
         for name, script in steps.items():
+            if only and name not in only:
+                continue
             t0 = time.time()
             rc = run_in(tag, src, script)
             log(f"{name}: {'passed' if rc == 0 else 'FAILED'} in {time.time() - t0:.0f} s")
@@ -223,4 +228,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))  # optional step names: version, pytest, sanity

@@ -27,6 +27,7 @@ OUT = os.path.join(ROOT, "tests", "output")
 PY = sys.executable
 BIN = os.path.dirname(PY)
 MOLECULE_PARALLEL = int(os.environ.get("MOLECULE_PARALLEL", "2"))
+PYTEST_WORKERS = os.environ.get("PYTEST_WORKERS", "2")
 
 
 def sh(cmd: list[str], **kw) -> int:
@@ -93,7 +94,10 @@ def stage_pytest() -> int:
         print("pytest: Debian packages the tests unpack could not be had:\n  " + "\n  ".join(problems))
         return 1
     # -rs lists any skipped test with its reason; a skip is treated as a failure below.
-    rc = sh([PY, "-m", "pytest", "tests/unit", "-q", "-rs", "-p", "no:cacheprovider",
+    # Two workers (this machine has two cores; the stage was one process on one of them); a test
+    # file stays on one worker, so a file's tests keep their order and module fixtures.
+    rc = sh([PY, "-m", "pytest", "tests/unit", "-q", "-rs", "-p", "no:cacheprovider", "-n", PYTEST_WORKERS,
+             "--dist", "loadfile",
              "--junitxml", os.path.join(OUT, "pytest.xml")])
     if rc == 0:
         import xml.etree.ElementTree as ET  # noqa: PLC0415
