@@ -288,10 +288,14 @@ def navigator(workdir: str, args: list[str], *, mounts: tuple[str, ...] = (), en
 
 
 def require_image(tag: str | None = None) -> str:
+    """The ID of image ``tag`` (default: this version's): every run of one command uses that
+    image, even when `make ee` retags the name meanwhile."""
     tag = tag or image_tag()
-    if engine.run(["docker", "image", "inspect", tag], check=False, capture=True, quiet=True).returncode:
+    res = engine.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], check=False, capture=True, quiet=True)
+    if res.returncode:
         raise EEError(f"no image {tag}: make ee")
-    return tag
+    print(f"ee: image {tag} is {res.stdout.strip()}", flush=True)
+    return res.stdout.strip()
 
 
 def syntax_check(inventory: str = "inventories/lab", image: str | None = None) -> int:
