@@ -91,6 +91,14 @@ options:
     type: list
     elements: dict
     default: []
+  given:
+    description:
+      - For V(export), the inventory's own values of the variables the export writes
+        (C(redis_app_password), C(app_db_password) ...). A non-empty one is not exported, and the
+        consumers of that secret get the given value instead of the stale file.
+      - Default, read from the inventory, on the first host of the group whose roles read each
+        variable (C(EXPORT_SOURCES) in C(plugins/module_utils/secrets.py)).
+    type: dict
   controller_state:
     description:
       - Where the controller-side state (these secrets and the internal CA) lives, V(local) or
@@ -168,6 +176,32 @@ class LookupModule(LookupBase):
                 names[name] = value
         return names
 
+    @staticmethod
+    def _inventory_given(variables):
+        """``{variable: value}`` of the export's variables the inventory gives (EXPORT_SOURCES),
+        as Ansible renders them for the first host of the group that reads them."""
+        hostvars = (variables or {}).get("hostvars")
+        groups = (variables or {}).get("groups") or {}
+        given = {}
+        if hostvars is None:
+            return given
+        for group, names in secrets.EXPORT_SOURCES:
+            hosts = groups.get(group) or []
+            if not hosts:
+                continue
+            host = hostvars[hosts[0]]
+            for name in names:
+                if name in given or name not in host:
+                    continue
+                try:
+                    value = host[name]
+                except AnsibleError as exc:
+                    raise AnsibleLookupError("hardened.stack.secret: export: %s of %s cannot be read: %s"
+                                             % (name, hosts[0], type(exc).__name__))
+                if isinstance(value, str) and value:
+                    given[name] = value
+        return given
+
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1:
@@ -182,8 +216,10 @@ class LookupModule(LookupBase):
             return [state]
         if kind == "export":
             try:
+                given = self.get_option("given")
                 found, left = secrets.export_variables(self._rendered("secrets_dir"), self.get_option("names"),
-                                                       self.get_option("postgresql_users"))
+                                                       self.get_option("postgresql_users"),
+                                                       self._inventory_given(variables) if given is None else given)
             except secrets.SecretError as exc:
                 raise AnsibleLookupError("hardened.stack.secret: %s" % exc)
             return [{"variables": found, "left": left}]

@@ -480,7 +480,24 @@ def stored(directory=None):
     return out
 
 
-def export_variables(directory=None, names=None, postgresql_users=None):
+# Where the variables the export may write are read (the first host of the group whose roles read
+# them): a value the inventory gives there is not exported, and its consumers get it.
+EXPORT_SOURCES = (
+    ("postgres", ("postgresql_superuser_password", "postgresql_replication_password", "postgresql_rewind_password",
+                  "postgresql_patroni_api_password", "backup_pg_dump_password")),
+    ("redis", ("redis_app_password", "redis_replication_password", "redis_sentinel_password",
+               "redis_exporter_password", "redis_admin_password", "exporters_redis_password")),
+    ("app", ("app_db_password", "app_redis_password", "app_sentinel_password")),
+    ("monitoring", ("exporters_auth_password",)),
+    ("backup", ("backup_repo_cipher_pass", "backup_pg_dump_password")),
+)
+
+
+def _given(value):
+    return value not in (None, "") and not isinstance(value, (dict, list))
+
+
+def export_variables(directory=None, names=None, postgresql_users=None, given=None):
     """``(variables, left)``: every stored secret under the variable a role reads instead of its
     file (the vault table of docs/secrets.md) and the consumers' variables of the same value
     (``app_db_password`` ...); ``left`` lists the paths that have no variable (a PostgreSQL role
@@ -488,11 +505,20 @@ def export_variables(directory=None, names=None, postgresql_users=None):
     (``postgresql_superuser``, ``app_db_user`` ...). ``postgresql_users``: the inventory's list;
     it is returned with each entry's stored password filled in where the entry has none.
     Two files for one variable (two clusters, sets or stanzas) are a :class:`SecretError`:
-    the vault table's variables hold one value each."""
+    the vault table's variables hold one value each. ``given``: the inventory's own values of
+    these variables (``{variable: value}``). A variable the inventory gives is not exported (the
+    inventory keeps giving it; its file is stale, the role does not read it), and a consumer of
+    that secret (``app_redis_password`` of ``redis_app_password``...) gets the given value, as
+    does a consumer of a ``postgresql_users`` entry that has a password."""
     names = dict(names or {})
+    given = dict((k, v) for k, v in (given or {}).items() if _given(v))
     out, source, left, entries = {}, {}, [], {}
+    passwords = dict((u.get("name"), u.get("password")) for u in postgresql_users or []
+                     if isinstance(u, dict) and _given(u.get("password")))
 
     def put(variable, value, rel):
+        if variable in given:
+            return
         if variable in out and out[variable] != value:
             raise SecretError("%s and %s would both be %s: export an inventory with one PostgreSQL cluster, Redis "
                               "set and pgBackRest stanza per secrets directory" % (source[variable], rel, variable))
@@ -506,13 +532,16 @@ def export_variables(directory=None, names=None, postgresql_users=None):
         variable = replacing_variable(kind, names, **params)
         if re.match(r"^[a-z_]+$", variable):
             put(variable, value, rel)
+            current = given.get(variable, value)
         else:
-            entries[params["user"]] = (value, rel)
+            if params["user"] not in passwords:
+                entries[params["user"]] = (value, rel)
+            current = passwords.get(params["user"], value)
         for consumer_kind, user_var, default, consumer in _CONSUMERS:
             user = names.get(user_var) if user_var else None
             user = default if user in (None, "") else user
             if consumer_kind == kind and user and params.get("user") == user:
-                put(consumer, value, rel)
+                put(consumer, current, rel)
     users = []
     for entry in postgresql_users or []:
         entry = dict(entry)

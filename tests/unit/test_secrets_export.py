@@ -157,3 +157,37 @@ def test_two_clusters_in_one_directory_are_refused(tmp_path):
     with pytest.raises(secrets.SecretError) as err:
         secrets.export_variables(str(tmp_path))
     assert "redis/a/admin and redis/b/admin would both be redis_admin_password" in str(err.value)
+
+
+def test_values_the_inventory_gives_are_not_exported_and_reach_their_consumers(setup, tmp_path):
+    """A user who moved some secrets to the vault: the stale files must not come back through the
+    export, and the consumers (the app) must get the vault's values."""
+    home, inv, _store, _ca_dir, password, made = setup
+    db_value, redis_value = "vault-app-db-value-1", "vault-redis-app-1"
+    hosts = yaml.safe_load((inv / "hosts.yml").read_text())
+    hosts["all"]["children"]["postgres"]["vars"]["postgresql_users"][0]["password"] = db_value
+    hosts["all"]["children"]["redis"] = {"hosts": {"redis1": {}},
+                                         "vars": {"redis_app_password": "{{ vault_redis_app }}"}}
+    (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (inv / "group_vars" / "all" / "vault.yml").write_text(yaml.safe_dump({"vault_redis_app": redis_value}))
+    target = inv / "group_vars" / "all" / "controller_state.yml"
+    res = export(home, inv, target, password)
+    assert res.returncode == 0, res.stdout + res.stderr
+    plain = subprocess.run([os.path.join(BIN, "ansible-vault"), "view", "--vault-password-file", str(password),
+                            str(target)], env=env(home), capture_output=True, text=True, check=True).stdout
+    data = yaml.safe_load(plain)
+    assert "redis_app_password" not in data  # the inventory keeps giving it
+    assert data["app_redis_password"] == redis_value
+    assert data["app_db_password"] == db_value
+    assert data["postgresql_users"][0]["password"] == db_value
+    assert made["redis", "app"] not in plain and made["postgresql", "app"] not in plain
+    assert data["redis_admin_password"] == made["redis", "admin"]  # not given: from its file
+
+
+def test_a_relative_target_is_taken_from_the_working_directory(setup, tmp_path):
+    home, inv, _store, _ca_dir, password, _made = setup
+    res = export(home, inv, "controller_state.yml", password)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (home / "controller_state.yml").read_text().startswith("$ANSIBLE_VAULT;")
+    again = export(home, inv, "controller_state.yml", password)
+    assert again.returncode != 0 and "set secrets_export_force=true" in again.stdout
