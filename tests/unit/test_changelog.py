@@ -76,7 +76,7 @@ def commit_problem(sha, message, changes):
     them (for a rename or copy, the new path)."""
     if OPT_OUT in message or sha in ACCEPTED:
         return None
-    touched = sorted({p for _, p in changes if watched(p)})
+    touched = sorted({p for _status, p in changes if watched(p)})
     if not touched or any(fragment_changed(s, p) for s, p in changes):
         return None
     more = f" and {len(touched) - 3} more" if len(touched) > 3 else ""
@@ -97,7 +97,7 @@ def commits_since(base, cwd=ROOT):
         changes = []
         for line in git("show", "--no-renames", "--name-status", "--format=", sha, cwd=cwd).splitlines():
             if line.strip():
-                status, _, path = line.partition("\t")
+                status, _tab, path = line.partition("\t")
                 changes.append((status, path.split("\t")[-1]))
         out.append((sha, message, changes))
     return out

@@ -110,7 +110,7 @@ def fixture_imported(tmp_path_factory):
 
 
 def test_import_succeeds_without_errors(imported):
-    rc, output, _ = imported
+    rc, output, _result = imported
     errors = [line[:600] for line in output if "ERROR" in line or "Traceback" in line]
     warnings = [line[:300] for line in output if line.startswith("WARNING")]
     report = "\n  ".join(errors + ["(warnings)"] + warnings)
@@ -120,7 +120,7 @@ def test_import_succeeds_without_errors(imported):
 
 
 def test_import_result_matches_the_collection(imported):
-    _, output, result = imported
+    _rc, output, result = imported
     assert result, "no importer_result.json:\n" + "\n".join(output[-20:])
     with open(os.path.join(ROOT, "galaxy.yml"), encoding="utf-8") as fh:
         galaxy = yaml.safe_load(fh)
