@@ -51,21 +51,19 @@ def _env():
     )
 
 
+def ansible_doc(*args):
+    """``ansible-doc -t filter ARGS`` from the checkout: its stdout (rc 0 asserted)."""
+    proc = subprocess.run([os.path.join(BIN, "ansible-doc"), "-t", "filter", *args], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
 @pytest.fixture(scope="module")
 def docs():
     """``ansible-doc -t filter --json`` for every filter, in one run."""
     names = ["hardened.stack." + n for n in sorted(FILTERS)]
-    proc = subprocess.run(
-        [os.path.join(BIN, "ansible-doc"), "-t", "filter", "--json", *names],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+    return json.loads(ansible_doc("--json", *names))
 
 
 def _parameters(func):
@@ -157,18 +155,8 @@ def test_every_sidecar_names_a_filter():
 
 
 def test_listing_has_no_undocumented_filter():
-    proc = subprocess.run(
-        [os.path.join(BIN, "ansible-doc"), "-t", "filter", "-l", "hardened.stack"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
     listed = {}
-    for line in proc.stdout.splitlines():
+    for line in ansible_doc("-l", "hardened.stack").splitlines():
         if line.startswith("hardened.stack."):
             fqcn, text = (line.split(None, 1) + [""])[:2]
             listed[fqcn[len("hardened.stack.") :]] = text.strip()
