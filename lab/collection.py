@@ -79,11 +79,5 @@ def secret(kind: str, rendered: dict, **params) -> str:
 def stored_secrets(directory: str) -> list[tuple[str, dict]]:
     """(kind, parameters) of every secret file under ``directory`` in the contract's layout
     (other files, e.g. a pre-contract leftover or a producer's temporary file, are not listed)."""
-    secrets = module_utils("secrets")
-    found = []
-    for folder, _dirs, files in os.walk(directory):
-        for name in files:
-            owner = secrets.identify(os.path.relpath(os.path.join(folder, name), directory))
-            if owner is not None:
-                found.append(owner)
+    found = [(kind, params) for _rel, kind, params in module_utils("secrets").stored(directory)]
     return sorted(found, key=lambda kp: (kp[0], sorted(kp[1].items())))

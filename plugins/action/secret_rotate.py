@@ -40,7 +40,7 @@ class ActionModule(ActionBase):
                     "%s is external: a new value for %s is not generated on this controller. Give the new "
                     "value in the vault or credential (%s) and run the rotation again"
                     % (secrets.STATE_VAR, secrets.relpath(kind, **params),
-                       secrets.replacing_variable(kind, **params) or "the secret's variable"))
+                       secrets.replacing_variable(kind, **params)))
             target = secrets.path(kind, directory, **params)
             if not self._task.check_mode:
                 secrets.replace(kind, args.get("value"), directory, **params)
