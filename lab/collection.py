@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,6 +27,19 @@ def importable() -> str:
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
     return COLLECTIONS
+
+
+def copy_checkout(dest: str) -> str:
+    """The checkout's files (tracked, and untracked but not ignored: `git ls-files -co
+    --exclude-standard`) copied under ``dest``; returns ``dest``."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in filter(None, files):
+        src = os.path.join(ROOT, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+    return dest
 
 
 def module_utils(name: str):

@@ -152,14 +152,9 @@ def ensure_image() -> str:
 
 def checkout_copy() -> str:
     """The checkout's files (tracked and untracked-not-ignored), with its .git for ansible-test."""
-    base = tempfile.mkdtemp(prefix="hs-core-newest-src-")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for rel in filter(None, files):
-        src = os.path.join(ROOT, rel)
-        if os.path.isfile(src):
-            os.makedirs(os.path.dirname(os.path.join(base, rel)), exist_ok=True)
-            shutil.copy2(src, os.path.join(base, rel))
+    from lab import collection  # noqa: PLC0415
+
+    base = collection.copy_checkout(tempfile.mkdtemp(prefix="hs-core-newest-src-"))
     # The history too: tests read it (the changelog check walks `git log`).
     subprocess.run(["cp", "-a", os.path.join(ROOT, ".git"), os.path.join(base, ".git")], check=True)
     return base

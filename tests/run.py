@@ -111,17 +111,10 @@ def stage_pytest() -> int:
 
 def collection_tree() -> str:
     """A copy of the collection in an ansible_collections/hardened/stack tree."""
+    from lab import collection  # noqa: PLC0415
+
     base = tempfile.mkdtemp(prefix="hs-collection-")
-    dest = os.path.join(base, "ansible_collections", "hardened", "stack")
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for rel in filter(None, files):
-        src = os.path.join(ROOT, rel)
-        if not os.path.isfile(src):
-            continue
-        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
-        shutil.copy2(src, os.path.join(dest, rel))
-    return dest
+    return collection.copy_checkout(os.path.join(base, "ansible_collections", "hardened", "stack"))
 
 
 def get_pip_shim() -> None:

@@ -13,12 +13,12 @@ import subprocess
 import sys
 
 import yaml
-from ansible_collections.hardened.stack.plugins.module_utils import secrets
 from ansible_runner.utils import args2cmdline
+from lab import collection
 
 BIN = os.path.dirname(sys.executable)
-COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(secrets.__file__)))))
+# .build/collections, where the checkout is linked as hardened.stack (lab/collection.py)
+COLLECTIONS = collection.importable()
 
 
 def awx_build_args(job):

@@ -10,12 +10,12 @@ import subprocess
 import sys
 
 import pytest
-from ansible_collections.hardened.stack.plugins.module_utils import secrets
+from lab import collection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(secrets.__file__)))))
+# .build/collections, where the checkout is linked as hardened.stack (lab/collection.py)
+COLLECTIONS = collection.importable()
 PLAYBOOK = "rotate_secrets.yml"  # the job template the survey belongs to (docs/awx.md)
 
 with open(os.path.join(ROOT, "docs", "awx-survey.json"), encoding="utf-8") as _fh:

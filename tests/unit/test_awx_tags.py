@@ -6,12 +6,12 @@ import re
 import subprocess
 import sys
 
-from ansible_collections.hardened.stack.plugins.module_utils import secrets
+from lab import collection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(secrets.__file__)))))
+# .build/collections, where the checkout is linked as hardened.stack (lab/collection.py)
+COLLECTIONS = collection.importable()
 
 
 def listed_tags(tmp_path):

@@ -16,10 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from lab import collection
 
 BIN = os.path.dirname(sys.executable)
-COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(secrets.__file__)))))
+# .build/collections, where the checkout is linked as hardened.stack (lab/collection.py)
+COLLECTIONS = collection.importable()
 
 
 def env(home):
@@ -114,7 +115,7 @@ def test_export_decrypts_to_the_files_under_the_roles_variables(setup, tmp_path)
     assert data == want
     # every variable is one the roles read (their defaults or the consumers' variables)
     defaults = {}
-    roles = os.path.join(COLLECTIONS, "hardened", "stack", "roles")
+    roles = os.path.join(COLLECTIONS, "ansible_collections", "hardened", "stack", "roles")
     for role in os.listdir(roles):
         path = os.path.join(roles, role, "defaults", "main.yml")
         if os.path.exists(path):

@@ -10,10 +10,11 @@ import sys
 
 import pytest
 from ansible_collections.hardened.stack.plugins.module_utils import secrets
+from lab import collection
 
 BIN = os.path.dirname(sys.executable)
-COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(secrets.__file__)))))
+# .build/collections, where the checkout is linked as hardened.stack (lab/collection.py)
+COLLECTIONS = collection.importable()
 
 
 def everything(root):
