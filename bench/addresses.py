@@ -16,8 +16,8 @@ Ports come from the port map (roles/_common/defaults/main.yml, plus an inventory
 
 For the shell benches (bench/read_spread):
 
-    python bench/addresses.py endpoint SERVICE [-i INVENTORY]   cluster host:port of SERVICE on
-                                                                the first host that listens for it
+    python bench/addresses.py endpoint SERVICE [-i INVENTORY]   host:port of SERVICE as the roles dial it, on
+                                                                the first host that listens for it (stack.endpoints)
     python bench/addresses.py ssh GROUP|HOST [-i INVENTORY]     management name of the host (of
                                                                 the group's first host)
     python bench/addresses.py db-password ROLE [-i INVENTORY]   PostgreSQL ROLE's password on
@@ -150,14 +150,27 @@ class Inventory:
         hv = self.hostvars.get(host, {}) if host else {}
         return port(service, hv.get("_common_port_map_overrides"))
 
+    def groups(self) -> dict[str, list[str]]:
+        """``groups`` as Ansible's magic variable has it: every group (children included) -> hosts."""
+        names = [g for g in self.data if g != "_meta"]
+        return {**{g: self.group(g) for g in names}, "all": list(self.hostvars)}
+
     def endpoint(self, service: str) -> str:
-        """``cluster address:port`` of ``service`` on the first host of the port map's ``listen``
-        groups (e.g. pg_write on the first load balancer)."""
+        """``address:port`` of ``service`` as the collection's consumers dial it (module_utils
+        stack.endpoints, the answer the roles use): the first endpoint of the hosts of the port
+        map's ``listen`` groups (e.g. pg_write on the first load balancer)."""
         listen = (port_map_defaults().get(service) or {}).get("listen") or []
         hosts = [h for g in listen for h in self.group(g)]
         if not hosts:
             raise SystemExit(f"{self.path}: no host of {', '.join(listen) or '?'} runs {service}")
-        return address_module().host_port(self.cluster_address(hosts[0]), self.port(service, hosts[0]))
+        overrides = self.hostvars.get(hosts[0], {}).get("_common_port_map_overrides") or {}
+        merged = {name: {**entry, **(overrides.get(name) or {})} for name, entry in port_map_defaults().items()}
+        merged.update({name: entry for name, entry in overrides.items() if name not in merged})
+        stack = collection.module_utils("stack")
+        try:
+            return stack.endpoints(merged, self.groups(), self.hostvars, service)[0]["endpoint"]
+        except stack.StackError as exc:
+            raise SystemExit(str(exc)) from exc
 
 
 def main() -> int:
