@@ -51,6 +51,11 @@ def nginx_rate_valid(rate):
     return True
 
 
+def nginx_duration_valid(value):
+    """True when ``value`` is one positive nginx time value (``90s``, ``500ms``, ``10m``, ``1h``)."""
+    return nginx.valid_duration(value)
+
+
 def nginx_cert_kind(info):
     """``{'rsa': bool, 'ocsp': bool}`` of a certificate from x509_certificate_info's result."""
     return nginx.cert_kind(info)
@@ -60,5 +65,5 @@ class FilterModule(object):
     def filters(self):
         return {"nginx_site_problems": nginx_site_problems, "nginx_sites": nginx_sites,
                 "nginx_upstream_servers": nginx_upstream_servers, "nginx_drained_problems": nginx_drained_problems,
-                "nginx_rate_valid": nginx_rate_valid,
+                "nginx_rate_valid": nginx_rate_valid, "nginx_duration_valid": nginx_duration_valid,
                 "nginx_cert_kind": nginx_cert_kind}

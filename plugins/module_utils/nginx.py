@@ -18,8 +18,21 @@ A site (role variable ``nginx_sites``) is a dict::
      "hsts_preload": False,
      "client_max_body_size": "1m",
      "locations": [{"path": "/", "rate": "5r/s", "burst": 10, "nodelay": True,
-                    "extra": ["raw directive;"]}],
+                    "extra": ["raw directive;"]},
+                   {"path": "/ws/", "websocket": True, "read_timeout": "90s"},
+                   {"path": "/events/", "streaming": True, "read_timeout": "1h"}],
+     "websocket": False, "streaming": False,  # site-wide defaults of the location options below
+     "read_timeout": "60s", "send_timeout": "60s",
      "extra": ["raw server directive;"]}
+
+Long-lived locations: ``websocket: true`` passes the client's ``Upgrade`` and sets ``Connection``
+from the http-level map ``$hs_connection_upgrade`` ("upgrade" when the client asked for one, else
+empty, so plain requests on that location keep the upstream keepalive); ``streaming: true``
+turns response and request buffering, the cache and gzip off so every chunk reaches the client
+when the upstream sends it; ``read_timeout`` / ``send_timeout`` (nginx durations such as
+``90s``, ``10m``, ``1h``) set proxy_read_timeout / proxy_send_timeout of the location (an idle
+WebSocket is closed after read_timeout without a frame: ping below it). A site-level value is the
+default of its locations.
 
 Draining (role variable ``nginx_drained_hosts``, a list of INVENTORY HOST NAMES): every
 upstream server that is one of those hosts is rendered ``down`` (nginx sends it no new
@@ -45,13 +58,18 @@ from ansible_collections.hardened.stack.plugins.module_utils import address as a
 PROFILES = ("intermediate", "modern")
 SITE_KEYS = ("name", "server_names", "certificate", "certificate_file", "certificate_key_file",
              "upstream_group", "upstream_service", "upstream_servers", "rate", "burst", "headers",
-             "hsts_preload", "client_max_body_size", "locations", "extra", "default_server")
-LOCATION_KEYS = ("path", "rate", "burst", "nodelay", "extra")
+             "hsts_preload", "client_max_body_size", "locations", "extra", "default_server",
+             "websocket", "streaming", "read_timeout", "send_timeout")
+# Options a location takes from its site when it does not set them.
+LONG_LIVED_KEYS = ("websocket", "streaming", "read_timeout", "send_timeout")
+LOCATION_KEYS = ("path", "rate", "burst", "nodelay", "extra") + LONG_LIVED_KEYS
 _RATE = re.compile(r"^([1-9][0-9]*)r/([sm])$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 _SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
 _SERVER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+# One nginx time value (ngx_parse_time): a positive whole number with an optional unit.
+_DURATION = re.compile(r"^[1-9][0-9]{0,8}(ms|s|m|h|d)?$")
 
 
 class NginxSiteError(ValueError):
@@ -65,6 +83,27 @@ def parse_rate(rate):
         raise NginxSiteError("rate %r is not nginx rate syntax: a positive whole number of "
                              "requests per second or minute, e.g. '10r/s' or '300r/m'" % (rate,))
     return int(m.group(1)), m.group(2)
+
+
+def valid_duration(value):
+    """True when ``value`` is one positive nginx time value: ``90``, ``90s``, ``500ms``, ``10m``,
+    ``1h``, ``1d`` (no unit: seconds)."""
+    return isinstance(value, str) and bool(_DURATION.match(value)) or (
+        isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10 ** 9)
+
+
+def _long_lived_problems(where, entry):
+    """``websocket`` / ``streaming`` must be booleans, ``read_timeout`` / ``send_timeout``
+    nginx durations."""
+    out = []
+    for key in ("websocket", "streaming"):
+        if key in entry and not isinstance(entry[key], bool):
+            out.append("%s: %s must be true or false, got %r" % (where, key, entry[key]))
+    for key in ("read_timeout", "send_timeout"):
+        if key in entry and not valid_duration(entry[key]):
+            out.append("%s: %s %r must be an nginx duration: a positive whole number with an optional unit "
+                       "ms, s, m, h or d (e.g. '90s', '10m', '1h')" % (where, key, entry[key]))
+    return out
 
 
 def _int(value, minimum=0):
@@ -96,6 +135,7 @@ def _location_problems(where, loc):
         out.append("%s: burst %r must be a whole number >= 0" % (where, loc["burst"]))
     if "extra" in loc and not (isinstance(loc["extra"], list) and all(isinstance(x, str) for x in loc["extra"])):
         out.append("%s: extra must be a list of directive strings" % where)
+    out.extend(_long_lived_problems(where, loc))
     return out
 
 
@@ -142,6 +182,7 @@ def problems(sites, groups, port_map, profile="intermediate"):
             out.append("%s: header values cannot contain double quotes" % where)
         if "extra" in site and not (isinstance(site["extra"], list) and all(isinstance(x, str) for x in site["extra"])):
             out.append("%s: extra must be a list of directive strings" % where)
+        out.extend(_long_lived_problems(where, site))
         if "upstream_servers" in site:
             servers = site["upstream_servers"]
             if not isinstance(servers, list) or not servers:
@@ -286,6 +327,10 @@ def merged_headers(base, override):
     return [{"name": k, "value": str(out[k])} for k in sorted(out)]
 
 
+def _duration_text(value):
+    return None if value is None else u"%s" % value
+
+
 def normalise(sites, groups, hostvars, port_map, defaults):
     """Sites ready to render. ``defaults``: rate, burst, nodelay, headers, hsts_preload,
     client_max_body_size, pki_dir, certificate (default pki name), server_names, certs
@@ -317,6 +362,10 @@ def normalise(sites, groups, hostvars, port_map, defaults):
                 "burst": int(loc.get("burst", site.get("burst", defaults["burst"]))),
                 "nodelay": bool(loc.get("nodelay", defaults.get("nodelay", True))),
                 "extra": list(loc.get("extra", [])),
+                "websocket": bool(loc.get("websocket", site.get("websocket", False))),
+                "streaming": bool(loc.get("streaming", site.get("streaming", False))),
+                "read_timeout": _duration_text(loc.get("read_timeout", site.get("read_timeout"))),
+                "send_timeout": _duration_text(loc.get("send_timeout", site.get("send_timeout"))),
             })
         info = certs.get(name, {})
         peers = upstream_peers(site, groups, hostvars, port_map, drained)

@@ -13,7 +13,8 @@ DEFAULTS = {"pki_dir": "/p", "certificate": "lb", "server_names": ["lb"], "rate"
 
 def test_filters_registered():
     assert set(f.FilterModule().filters()) == {"nginx_site_problems", "nginx_sites", "nginx_upstream_servers",
-                                               "nginx_drained_problems", "nginx_rate_valid", "nginx_cert_kind"}
+                                               "nginx_drained_problems", "nginx_rate_valid", "nginx_cert_kind",
+                                               "nginx_duration_valid"}
 
 
 def test_sites_and_upstreams():

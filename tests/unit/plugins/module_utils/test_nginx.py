@@ -102,8 +102,10 @@ def test_normalise_fills_every_field():
     assert a["upstream"] == "hs_shop_1" and a["default_server"] and not b["default_server"]
     assert (a["certificate"], a["certificate_key"]) == ("/etc/pki/lb1-fullchain.crt", "/etc/pki/lb1.key")
     assert a["locations"] == [
-        {"path": "/", "zone": "hs_shop_1_0", "rate": "20r/s", "burst": 40, "nodelay": True, "extra": []},
-        {"path": "/api/", "zone": "hs_shop_1_1", "rate": "2r/s", "burst": 3, "nodelay": False, "extra": []}]
+        {"path": "/", "zone": "hs_shop_1_0", "rate": "20r/s", "burst": 40, "nodelay": True, "extra": [],
+         "websocket": False, "streaming": False, "read_timeout": None, "send_timeout": None},
+        {"path": "/api/", "zone": "hs_shop_1_1", "rate": "2r/s", "burst": 3, "nodelay": False, "extra": [],
+         "websocket": False, "streaming": False, "read_timeout": None, "send_timeout": None}]
     assert a["server_names"] == ["lb1"] and not a["rsa"] and not a["ocsp"] and not a["hsts_preload"]
     assert [h["name"] for h in a["headers"]] == ["Referrer-Policy", "X-Frame-Options"]
     assert (b["certificate"], b["certificate_key"]) == ("/c.crt", "/c.key")
