@@ -12,9 +12,15 @@ Vocabulary (one per address family, ``filter`` table only):
   with the owner prefix (a chain we created earlier and no longer want is deleted). Every
   other chain, foreign rules in built-in chains and every other table are never touched:
   the transaction is applied with ``iptables-restore --noflush``.
-* **jumps**: one ``-j CHAIN`` rule per (built-in chain, owned chain). A missing jump is
-  inserted at the top; an existing jump keeps its position (a tool that inserted its own
-  rule above it, for example fail2ban, stays first); duplicates are removed.
+* **jumps**: one ``-j CHAIN`` rule per (built-in chain, owned chain), placed BELOW every
+  **foreign-first** rule of that built-in chain: a rule whose jump/goto target or ``ipset``
+  set name matches one of the patterns in :data:`FOREIGN_FIRST` (ban lists: fail2ban's
+  ``f2b-*`` chains and sets, CrowdSec's bouncer, sshguard; Docker's ``DOCKER-USER``). Our
+  chain ends in DROP after its ACCEPTs, so a ban list below it would never be reached. A
+  missing jump is inserted right after the last foreign-first rule (at the top when there is
+  none); an existing jump keeps its position unless a foreign-first rule sits below it
+  (fail2ban restarted after us and inserted its jump at the top): then the same transaction
+  deletes it and inserts it again below. Duplicates are removed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +29,7 @@ __metaclass__ = type
 
 import re
 import shlex
+from fnmatch import fnmatchcase
 
 BUILTIN = ("INPUT", "FORWARD", "OUTPUT")
 POLICIES = ("ACCEPT", "DROP")
@@ -44,6 +51,20 @@ ICMP6_TYPES = {
     "neighbor-solicitation": "135", "neighbour-advertisement": "136",
     "neighbor-advertisement": "136", "redirect": "137",
 }
+# Patterns (fnmatch, case-sensitive) of foreign chains and ipset sets whose rules in a built-in
+# chain must stay ABOVE our jump: ban lists that drop before our ACCEPTs would let a host in.
+#   f2b-*          fail2ban >= 0.9: iptables(-multiport|-allports) chains f2b-<jail>, ipset
+#                  actions' sets f2b-<jail> (fail2ban's nftables actions use their own nft
+#                  table and hook, not iptables: they coexist by themselves)
+#   fail2ban-*     fail2ban < 0.9 chain names
+#   CROWDSEC_CHAIN, crowdsec-*   CrowdSec's iptables bouncer: its chain, its ipset sets
+#   sshguard       sshguard's iptables backend chain
+#   DOCKER-USER    Docker's documented chain for the administrator's rules, which Docker
+#                  keeps first in FORWARD
+# The firewall role's firewall_foreign_first_chains defaults to this list.
+FOREIGN_FIRST = ("f2b-*", "fail2ban-*", "CROWDSEC_CHAIN", "crowdsec-*", "sshguard", "DOCKER-USER")
+PATTERN_RE = re.compile(r"^[A-Za-z0-9_.*?-]{1,64}$")
+
 LIMIT_UNITS = {"s": "sec", "sec": "sec", "second": "sec", "m": "min", "min": "min",
                "minute": "min", "h": "hour", "hour": "hour", "d": "day", "day": "day"}
 
@@ -276,19 +297,101 @@ def _is_jump(rule, target, family):
     return normalise_rule(rule, family) == ("-j", target)
 
 
+def check_patterns(patterns):
+    """Validate the foreign-first patterns; return them as a tuple. Names the bad value."""
+    if patterns is None:
+        return FOREIGN_FIRST
+    if isinstance(patterns, str) or not isinstance(patterns, (list, tuple)):
+        raise IptablesError("foreign_first must be a list of chain/set name patterns, got %r" % (patterns,))
+    for pattern in patterns:
+        if not isinstance(pattern, str) or not PATTERN_RE.match(pattern):
+            raise IptablesError("foreign_first: invalid pattern %r (1-64 characters of A-Z a-z 0-9 _ . - "
+                                "and the wildcards * ?)" % (pattern,))
+    return tuple(patterns)
+
+
+def is_foreign_first(rule, patterns):
+    """True when ``rule`` (in a built-in chain) jumps or goes to a chain, or matches an ipset
+    set, whose name matches one of ``patterns``."""
+    try:
+        tokens = shlex.split(rule)
+    except ValueError:
+        return False
+    names = [tokens[i + 1] for i in range(len(tokens) - 1)
+             if tokens[i] in ("-j", "--jump", "-g", "--goto", "--match-set")]
+    return any(fnmatchcase(name, pattern) for name in names for pattern in patterns)
+
+
+def _last_foreign(rules, patterns):
+    last = -1
+    for index, rule in enumerate(rules):
+        if is_foreign_first(rule, patterns):
+            last = index
+    return last
+
+
+def plan_jumps(name, live, want, targets, patterns, family="ipv4"):
+    """Commands that put the jumps of built-in chain ``name`` in place; ``(lines, after)``.
+
+    ``live`` is the chain's rule list as it is, ``want`` the owned chains it must jump to (in
+    order), ``targets`` every owned chain name (jumps to the others are removed). ``after`` is
+    the rule list the commands leave. Each command's index is computed on the list as the
+    preceding commands of the same transaction leave it.
+    """
+    cur = list(live)
+    lines = []
+
+    def first(target):
+        for index, rule in enumerate(cur):
+            if _is_jump(rule, target, family):
+                return index
+        return None
+
+    # duplicates and jumps into chains no longer wanted (-D removes the first match)
+    for target in sorted(targets):
+        count = sum(1 for rule in cur if _is_jump(rule, target, family))
+        for _n in range(max(0, count - (1 if target in want else 0))):
+            lines.append("-D %s -j %s" % (name, target))
+            del cur[first(target)]
+    # a jump above a foreign-first rule (the tool inserted its rule at the top after us)
+    for target in want:
+        index = first(target)
+        if index is not None and index < _last_foreign(cur, patterns):
+            lines.append("-D %s -j %s" % (name, target))
+            del cur[index]
+    # missing jumps: right below the last foreign-first rule, in the wanted order
+    for target in reversed(want):
+        if first(target) is None:
+            position = _last_foreign(cur, patterns) + 2
+            lines.append("-I %s %d -j %s" % (name, position, target))
+            cur.insert(position - 1, "-j %s" % target)
+    return lines, cur
+
+
+def _live_rules(owned, name):
+    """The built-in chain's live rules; without them (a state computed, not read) its jumps."""
+    live = owned.get("live", {}).get(name)
+    if live is not None:
+        return live
+    counts = owned["jumps"].get(name, {})
+    return ["-j %s" % t for t in sorted(counts) for _n in range(counts[t])]
+
+
 def owned_live(parsed, desired, prefix, family="ipv4"):
-    """The part of the live ruleset we own: chains, built-in policies, jump counts."""
+    """The part of the live ruleset we own: chains, built-in policies, jump counts, and the
+    built-in chains' full rule lists (``live``: where our jumps sit among foreign rules)."""
     chains = parsed["chains"]
     names = set(desired["chains"])
     if prefix:
         names |= set(n for n in chains if n.startswith(prefix) and n not in BUILTIN)
-    owned = {"chains": {}, "policies": {}, "jumps": {}}
+    owned = {"chains": {}, "policies": {}, "jumps": {}, "live": {}}
     for name in sorted(names):
         if name in chains:
             owned["chains"][name] = list(chains[name]["rules"])
     for name in BUILTIN:
         if name in chains:
             owned["policies"][name] = chains[name]["policy"]
+            owned["live"][name] = list(chains[name]["rules"])
             counts = {}
             for rule in chains[name]["rules"]:
                 for target in names:
@@ -298,8 +401,16 @@ def owned_live(parsed, desired, prefix, family="ipv4"):
     return owned
 
 
-def differs(desired, owned, family="ipv4"):
-    """True when applying ``desired`` would change the live owned state."""
+def _jump_targets(desired, owned):
+    targets = set(desired["chains"]) | set(owned["chains"])
+    for counts in owned["jumps"].values():
+        targets |= set(counts)
+    return targets
+
+
+def differs(desired, owned, family="ipv4", patterns=FOREIGN_FIRST):
+    """True when applying ``desired`` would change the live owned state (a jump above a
+    foreign-first rule counts as a change: it is moved below)."""
     if set(desired["chains"]) != set(owned["chains"]):
         return True
     for name, rules in desired["chains"].items():
@@ -309,22 +420,43 @@ def differs(desired, owned, family="ipv4"):
     for name, policy in desired["policies"].items():
         if owned["policies"].get(name, "ACCEPT") != policy:
             return True
+    targets = _jump_targets(desired, owned)
     for name in BUILTIN:
-        want = set(desired["jumps"].get(name, []))
-        counts = owned["jumps"].get(name, {})
-        for target in set(counts) | want:
-            if counts.get(target, 0) != (1 if target in want else 0):
-                return True
+        lines, _after = plan_jumps(name, _live_rules(owned, name), desired["jumps"].get(name, []),
+                                   targets, patterns, family)
+        if lines:
+            return True
     return False
 
 
-def view(state, family, table="filter"):
+def expected_after(desired, owned, family="ipv4", patterns=FOREIGN_FIRST):
+    """The owned state (with the built-in chains' rule lists) right after ``desired`` is applied
+    on top of the live ``owned`` (the "after" side of the diff)."""
+    after = owned_after(desired)
+    after["live"] = {}
+    targets = _jump_targets(desired, owned)
+    for name in BUILTIN:
+        if name in owned.get("live", {}):
+            after["live"][name] = plan_jumps(name, owned["live"][name], desired["jumps"].get(name, []),
+                                             targets, patterns, family)[1]
+    return after
+
+
+def view(state, family, table="filter", patterns=FOREIGN_FIRST):
     """Text of an owned state, one rule per line, as ``iptables-save`` would print it (diffs)."""
     lines = ["# %s %s (owned chains, built-in policies, jumps)" % (family, table)]
     for name in BUILTIN:
         if name in state["policies"] and state["policies"][name]:
             lines.append(":%s %s" % (name, state["policies"][name]))
     for name in BUILTIN:
+        live = state.get("live", {}).get(name)
+        if live is not None:
+            # our jumps and the foreign-first rules, in their order (a move shows)
+            ours = set(state["chains"]) | set(state["jumps"].get(name, {}))
+            for rule in live:
+                if any(_is_jump(rule, t, family) for t in ours) or is_foreign_first(rule, patterns):
+                    lines.append("-A %s %s" % (name, " ".join(rule.split())))
+            continue
         jumps = state["jumps"].get(name, {})
         if isinstance(jumps, dict):
             targets = [t for t in sorted(jumps) for _n in range(jumps[t])]
@@ -340,19 +472,33 @@ def view(state, family, table="filter"):
 
 
 def changed_lines(before_text, after_text):
-    """Rule-level ``(removed, added)`` lines between two :func:`view` texts."""
+    """Rule-level ``(removed, added)`` lines between two :func:`view` texts (a jump that moves
+    below a foreign-first rule counts as removed and added)."""
     before = before_text.splitlines()[1:]
     after = after_text.splitlines()[1:]
     removed = [line for line in before if line not in after]
     added = [line for line in after if line not in before]
+    # a jump moved below a foreign-first rule: same lines, another order
+    ours = tuple(" -j %s" % n for n in _jumped(before + after))
+    common_before = [line for line in before if line in after]
+    common_after = [line for line in after if line in before]
+    for index, line in enumerate(common_after):
+        if line.startswith("-A ") and line.endswith(ours) and common_before.index(line) != index:
+            removed.append(line)
+            added.append(line)
     return removed, added
+
+
+def _jumped(lines):
+    """Owned chains declared in a view (``:NAME -`` lines)."""
+    return [line[1:].split()[0] for line in lines if line.startswith(":") and line.endswith(" -")]
 
 
 # ---------------------------------------------------------------------------------------------
 # render
 # ---------------------------------------------------------------------------------------------
 
-def render_transition(desired, owned, family="ipv4", table="filter"):
+def render_transition(desired, owned, family="ipv4", table="filter", patterns=FOREIGN_FIRST):
     """``iptables-restore --noflush`` input that turns the live ``owned`` state into ``desired``.
 
     One table, one COMMIT: the kernel sees one transaction (one netlink batch with the
@@ -370,16 +516,10 @@ def render_transition(desired, owned, family="ipv4", table="filter"):
         for rule in desired["chains"][name]:
             lines.append("-A %s %s" % (name, rule))
     stale = sorted(set(owned["chains"]) - set(desired["chains"]))
+    targets = _jump_targets(desired, owned)
     for name in BUILTIN:
-        want = desired["jumps"].get(name, [])
-        counts = owned["jumps"].get(name, {})
-        for target in sorted(counts):
-            extra = counts[target] - (1 if target in want else 0)
-            for _n in range(max(0, extra)):
-                lines.append("-D %s -j %s" % (name, target))
-        for target in reversed(want):
-            if not counts.get(target):
-                lines.append("-I %s 1 -j %s" % (name, target))
+        lines += plan_jumps(name, _live_rules(owned, name), desired["jumps"].get(name, []),
+                            targets, patterns, family)[0]
     for name in stale:
         lines.append("-F %s" % name)
     for name in stale:
@@ -426,7 +566,7 @@ def owned_after(desired):
             "jumps": dict((n, dict((t, 1) for t in ts)) for n, ts in desired["jumps"].items())}
 
 
-def render_rollback(previous_owned, desired, family="ipv4", table="filter"):
+def render_rollback(previous_owned, desired, family="ipv4", table="filter", patterns=FOREIGN_FIRST):
     """Transition from ``desired`` (just applied) back to the ``previous_owned`` live state.
 
     Built-in policies that ``desired`` changed go back to their previous value; chains
@@ -435,6 +575,6 @@ def render_rollback(previous_owned, desired, family="ipv4", table="filter"):
     target = state_from_owned(previous_owned)
     for name in desired["policies"]:
         target["policies"].setdefault(name, previous_owned["policies"].get(name) or "ACCEPT")
-    after = owned_after(desired)
+    after = expected_after(desired, previous_owned, family, patterns)
     # chains the previous state did not have must be treated as stale by the transition
-    return render_transition(target, after, family, table)
+    return render_transition(target, after, family, table, patterns)

@@ -51,8 +51,11 @@ options:
         default: {}
       jumps:
         description:
-          - Built-in chain -> list of owned chains it jumps to. A missing jump is inserted at
-            the top; an existing one keeps its position; duplicates are removed.
+          - Built-in chain -> list of owned chains it jumps to. A missing jump is inserted
+            right below the last foreign-first rule of the chain (see O(foreign_first)), at the
+            top when there is none; an existing one keeps its position unless a foreign-first
+            rule sits below it (then it is moved below, in the same transaction); duplicates
+            are removed.
         type: dict
         default: {}
   ipv6:
@@ -73,6 +76,24 @@ options:
         description: Built-in chain -> list of owned chains it jumps to.
         type: dict
         default: {}
+  foreign_first:
+    description:
+      - Patterns (shell-style C(*) and C(?), case-sensitive) of foreign chains and C(ipset) sets
+        whose rules in a built-in chain must stay B(above) the jumps into the owned chains (ban
+        lists that drop an address before the owned chain accepts it). A rule counts when its
+        C(-j)/C(-g) target or its C(--match-set) set name matches.
+      - The default covers fail2ban (C(f2b-*) chains and sets of its iptables and ipset
+        actions, C(fail2ban-*) before 0.9), CrowdSec's iptables bouncer (C(CROWDSEC_CHAIN),
+        C(crowdsec-*) sets), sshguard (C(sshguard)) and Docker's C(DOCKER-USER) (the chain
+        Docker documents for the administrator's rules and keeps first in C(FORWARD)).
+      - fail2ban's nftables actions use their own nftables table and hook, which runs before
+        the iptables C(filter) table in any case.
+      - When such a tool inserts its jump at the top after this module ran (a restart), the next
+        run reports a change and moves the jump below it. An empty list restores the plain
+        behaviour (a missing jump goes to the top).
+    type: list
+    elements: str
+    default: [f2b-*, fail2ban-*, CROWDSEC_CHAIN, crowdsec-*, sshguard, DOCKER-USER]
   chain_prefix:
     description:
       - Every owned chain's name starts with this prefix; a live chain with the prefix that is
@@ -285,6 +306,7 @@ def main():
         argument_spec=dict(
             ipv4=family_spec,
             ipv6=dict(family_spec),
+            foreign_first=dict(type="list", elements="str", default=list(ipt.FOREIGN_FIRST)),
             chain_prefix=dict(type="str", default="HS-"),
             rollback_timeout=dict(type="int", default=30),
             persist=dict(type="bool", default=True),
@@ -302,6 +324,7 @@ def main():
 
     desired = {}
     try:
+        patterns = ipt.check_patterns(p["foreign_first"])
         for family in ipt.FAMILIES:
             if p[family] is not None:
                 desired[family] = ipt.check_desired(p[family], family, prefix)
@@ -363,11 +386,11 @@ def main():
             parsed = ipt.parse_save(full, "filter")
             owned = ipt.owned_live(parsed, want, prefix, family)
             owned_before[family] = owned
-            before = ipt.view(owned, family)
-            after = ipt.view(ipt.owned_after(want), family)
-            if ipt.differs(want, owned, family):
+            before = ipt.view(owned, family, patterns=patterns)
+            after = ipt.view(ipt.expected_after(want, owned, family, patterns), family, patterns=patterns)
+            if ipt.differs(want, owned, family, patterns):
                 result["changed_families"].append(family)
-                result["transaction"][family] = ipt.render_transition(want, owned, family)
+                result["transaction"][family] = ipt.render_transition(want, owned, family, patterns=patterns)
                 removed, added = ipt.changed_lines(before, after)
                 result["removed"][family], result["added"][family] = removed, added
                 diffs.append(dict(before_header="%s filter (live)" % family,
@@ -394,7 +417,8 @@ def main():
         scripts = {}
         for family in families:
             scripts[family] = (bins[family][1],
-                               ipt.render_rollback(owned_before[family], desired[family], family),
+                               ipt.render_rollback(owned_before[family], desired[family], family,
+                                                   patterns=patterns),
                                full_before[family])
         _arm(module, p["state_dir"], rid, p["rollback_timeout"], scripts)
 
@@ -407,7 +431,8 @@ def main():
                 # undo the families already applied, right now
                 for done in applied:
                     module.run_command([bins[done][1], "-w", "--noflush"],
-                                       data=ipt.render_rollback(owned_before[done], desired[done], done),
+                                       data=ipt.render_rollback(owned_before[done], desired[done], done,
+                                                                patterns=patterns),
                                        binary_data=True)
             if rid:
                 _cleanup(module, p["state_dir"], rid)
