@@ -6,6 +6,8 @@
 * which exporters a host runs (the port map's ``*_exporter`` services that listen on it);
 * Prometheus scrape jobs, one per component, with TLS, basic auth or a client certificate,
   and ``cluster`` / ``role`` labels;
+* the blackbox probes of the public entry: every nginx site's server name through the front
+  door (the ``https`` / ``http`` stack endpoints) and each load balancer, plus given URLs;
 * Prometheus duration and size strings (retention) checked as Prometheus parses them;
 * an Alertmanager configuration from a list of receivers (webhook, email).
 
@@ -20,6 +22,7 @@ import re
 
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
+from ansible_collections.hardened.stack.plugins.module_utils import stack as st
 
 # Exporters the collection installs, by short name -> port map service.
 EXPORTERS = {
@@ -28,7 +31,13 @@ EXPORTERS = {
     "redis": "redis_exporter",
     "nginx": "nginx_exporter",
     "nginx_log": "nginx_log_exporter",
+    "blackbox": "blackbox_exporter",
 }
+
+# Blackbox exporter modules (the exporters role writes them, templates/blackbox.yml.j2): an
+# https URL must answer 2xx with a certificate valid for the server name (Host and SNI come
+# from the probe's ``hostname`` parameter), an http URL must redirect (301/308) to https.
+BLACKBOX_MODULES = {"https": "hardened_https_2xx", "http": "hardened_http_redirect"}
 
 # Scrape jobs, in the order they appear in prometheus.yml. ``auth``: basic = username +
 # password file (exporter-toolkit web config, or nginx in front); client_cert = the
@@ -51,6 +60,9 @@ JOBS = (
     ("etcd", {"service": "etcd_client", "path": "/metrics", "auth": "client_cert"}),
     ("prometheus", {"service": "prometheus", "path": "/metrics", "auth": "basic"}),
     ("alertmanager", {"service": "alertmanager", "path": "/metrics", "auth": "basic"}),
+    # The public URLs probed from the monitoring host's own blackbox exporter (blackbox_targets):
+    # the target is the probed URL, the scraped address the exporter.
+    ("blackbox", {"service": "blackbox_exporter", "path": "/probe", "auth": "basic", "probe": True}),
 )
 JOB_NAMES = tuple(job[0] for job in JOBS)
 
@@ -96,13 +108,145 @@ def _roles(host, groups, listen):
     return ",".join(sorted(names)) or "none"
 
 
+def _url_host(url):
+    match = re.match(r"^(https?)://(\[[0-9A-Fa-f:.]+\]|[^/:?#\s\[\]]+)(:([0-9]{1,5}))?([/?#][^\s]*)?$", url or "")
+    if not match:
+        return None
+    return match.group(1), match.group(2), match.group(4), match.group(5) or "/"
+
+
+def _server_names(host, hostvars):
+    try:
+        sites = hostvars[host].get("nginx_sites") or []
+    except (KeyError, AttributeError, TypeError):
+        sites = []
+    names = []
+    for site in sites:
+        if not isinstance(site, dict):
+            continue
+        for name in site.get("server_names") or []:
+            name = u"%s" % name
+            # nginx wildcards and regexes name no URL a client could open.
+            if name and name != "_" and "*" not in name and not name.startswith("~") and name not in names:
+                names.append(name)
+    return names
+
+
+def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=True, urls=()):
+    """The probes of the public entry, ``[{url, target, hostname, module, scheme, address, via}]``.
+
+    With ``sites``: every ``nginx_sites`` server name of the hosts of the ``https`` service,
+    probed at ``health_path`` over https (2xx, certificate valid for the name) and over http
+    (redirect to https). Each probe dials an address (``target``) and names the site in Host and
+    SNI (``hostname``): the front door from the stack endpoints (``via`` = ``front_door``: the
+    virtual address when the load balancers have one) and every load balancer's own address
+    (``via`` = its host name), the same address once. ``urls``: more public URLs, probed as
+    they resolve (``via`` = ``dns``; https -> 2xx, http -> redirect). ``url`` is the public URL
+    (the ``instance`` label).
+    """
+    out = []
+    seen = set()
+
+    def add(scheme, name, address, port, path, via):
+        default = {"https": 443, "http": 80}[scheme]
+        suffix = "" if int(port) == default else ":%s" % port
+        url = "%s://%s%s%s" % (scheme, name, suffix, path)
+        if address is None:
+            target, hostname, address = url, "", ""
+        else:
+            target = "%s://%s%s" % (scheme, am.host_port(address, port), path)
+            hostname = name
+        key = (url, target)
+        if key in seen:
+            return
+        seen.add(key)
+        out.append({"url": url, "target": target, "hostname": hostname, "scheme": scheme,
+                    "module": BLACKBOX_MODULES[scheme], "address": address, "via": via})
+
+    if sites:
+        if not re.match(r"^/[^\s?#]*$", u"%s" % health_path):
+            raise MonitoringConfigError("blackbox: the health path %r must start with / (no space, query or "
+                                        "fragment)" % (health_path,))
+        for scheme in ("https", "http"):
+            if scheme not in port_map:
+                continue
+            lbs = pm.hosts_of(groups, port_map[scheme]["listen"])
+            all_names = []
+            for lb in lbs:
+                all_names += [n for n in _server_names(lb, hostvars) if n not in all_names]
+            try:
+                front = st.endpoints(port_map, groups, hostvars, scheme)
+            except st.StackError as exc:
+                raise MonitoringConfigError(str(exc))
+            dials = []
+            for entry in front:
+                # A front door that is one load balancer's own address serves that host's
+                # sites; a virtual address serves every site of the group.
+                own = entry.get("host") in lbs and entry["address"] == am.cluster_address(entry["host"], hostvars)
+                dials.append((entry["address"], entry["port"], "front_door" if not own else entry["host"],
+                              _server_names(entry["host"], hostvars) if own else all_names))
+            for lb in lbs:
+                dials.append((am.cluster_address(lb, hostvars), port_map[scheme]["port"], lb,
+                              _server_names(lb, hostvars)))
+            done = set()
+            for address, port, via, names in dials:
+                if address in done:
+                    continue
+                done.add(address)
+                for name in names:
+                    add(scheme, name, address, port, health_path, via)
+    for index, url in enumerate(urls or []):
+        parsed = _url_host(u"%s" % url) if isinstance(url, str) else None
+        if parsed is None:
+            raise MonitoringConfigError("blackbox URL #%d %r is not an http:// or https:// URL (a host, an "
+                                        "optional port and path, no spaces)" % (index, url))
+        scheme, name, port, path = parsed
+        add(scheme, name, None, port or {"https": 443, "http": 80}[scheme], path, "dns")
+    return out
+
+
+def _probe_config(name, job, port_map, groups, hostvars, options):
+    """The blackbox job: this Prometheus host's own blackbox exporter (else the first one)
+    probes every public URL; ``instance`` is the public URL, ``address`` what was dialled."""
+    entry = port_map[job["service"]]
+    exporters = pm.hosts_of(groups, entry["listen"])
+    prober = options.get("host") if options.get("host") in exporters else exporters[0]
+    probes = blackbox_targets(port_map, groups, hostvars, options.get("blackbox_health_path", "/health"),
+                              options.get("blackbox_sites", True), options.get("blackbox_urls") or [])
+    if not probes:
+        return None
+    static = []
+    for probe in probes:
+        labels = {"instance": probe["url"], "cluster": options["cluster"], "module": probe["module"],
+                  "address": probe["address"], "via": probe["via"], "__param_module": probe["module"]}
+        if probe["hostname"]:
+            labels["__param_hostname"] = probe["hostname"]
+        static.append({"targets": [probe["target"]], "labels": labels})
+    return {
+        "job_name": name,
+        "scheme": "https",
+        "metrics_path": job["path"],
+        "tls_config": {"ca_file": options["ca_file"], "min_version": "TLS12"},
+        "basic_auth": {"username": options["username"], "password_file": options["password_file"]},
+        "static_configs": static,
+        "relabel_configs": [
+            {"source_labels": ["__address__"], "target_label": "__param_target"},
+            {"target_label": "__address__", "replacement": _target(prober, hostvars, entry["port"])},
+            {"target_label": "prober", "replacement": prober},
+        ],
+    }
+
+
 def scrape_configs(port_map, groups, hostvars, jobs, options):
     """Prometheus ``scrape_configs`` for ``jobs`` (names from JOB_NAMES).
 
     ``options``: ``ca_file``, ``cert_file``, ``key_file`` (the Prometheus host's client
     certificate), ``username``, ``password_file`` (basic auth), ``cluster`` (label),
-    optional ``scrape_interval`` / ``scrape_timeout``. A job whose service has no host in
-    the inventory is left out (that tier is not deployed).
+    optional ``scrape_interval`` / ``scrape_timeout``; for the blackbox job ``host`` (the
+    Prometheus host: its own blackbox exporter probes), ``blackbox_sites``,
+    ``blackbox_health_path``, ``blackbox_urls`` (blackbox_targets) and
+    ``blackbox_scrape_interval``. A job whose service has no host in the inventory is left
+    out (that tier is not deployed), and so is the blackbox job with nothing to probe.
     """
     unknown = [j for j in jobs if j not in JOB_NAMES]
     if unknown:
@@ -121,6 +265,16 @@ def scrape_configs(port_map, groups, hostvars, jobs, options):
                                         % (name, job["service"]))
         hosts = pm.hosts_of(groups, entry["listen"])
         if not hosts:
+            continue
+        if job.get("probe"):
+            config = _probe_config(name, job, port_map, groups, hostvars, options)
+            if config is None:
+                continue
+            for key in ("scrape_interval", "scrape_timeout"):
+                value = options.get("blackbox_" + key) or options.get(key)
+                if value:
+                    config[key] = value
+            out.append(config)
             continue
         tls = {"ca_file": options["ca_file"], "min_version": "TLS12"}
         if job["auth"] == "client_cert":
