@@ -139,8 +139,9 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
     probed at ``health_path`` over https (2xx, certificate valid for the name) and over http
     (redirect to https). Each probe dials an address (``target``) and names the site in Host and
     SNI (``hostname``): the front door from the stack endpoints (``via`` = ``front_door``: the
-    virtual address when the load balancers have one) and every load balancer's own address
-    (``via`` = its host name), the same address once. ``urls``: more public URLs, probed as
+    virtual address when the load balancers have one, probed for the names every load balancer
+    serves) and every load balancer's own address (``via`` = its host name, its own names), the
+    same address once. ``urls``: more public URLs, probed as
     they resolve (``via`` = ``dns``; https -> 2xx, http -> redirect). ``url`` is the public URL
     (the ``instance`` label).
     """
@@ -171,9 +172,10 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
             if scheme not in port_map:
                 continue
             lbs = pm.hosts_of(groups, port_map[scheme]["listen"])
-            all_names = []
-            for lb in lbs:
-                all_names += [n for n in _server_names(lb, hostvars) if n not in all_names]
+            # A virtual address may be on any load balancer: it serves the names all of them do
+            # (a name one host alone serves, such as its own host name, is probed there only).
+            per_lb = [_server_names(lb, hostvars) for lb in lbs]
+            shared = [n for n in (per_lb[0] if per_lb else []) if all(n in names for names in per_lb)]
             try:
                 front = st.endpoints(port_map, groups, hostvars, scheme)
             except st.StackError as exc:
@@ -184,7 +186,7 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
                 # sites; a virtual address serves every site of the group.
                 own = entry.get("host") in lbs and entry["address"] == am.cluster_address(entry["host"], hostvars)
                 dials.append((entry["address"], entry["port"], "front_door" if not own else entry["host"],
-                              _server_names(entry["host"], hostvars) if own else all_names))
+                              _server_names(entry["host"], hostvars) if own else shared))
             for lb in lbs:
                 dials.append((am.cluster_address(lb, hostvars), port_map[scheme]["port"], lb,
                               _server_names(lb, hostvars)))
