@@ -180,8 +180,11 @@ def normalise_rule(rule, family="ipv4"):
             continue
         if tok == "-p":
             value = (nxt or "").lower()
+            # iptables-save prints a protocol by name when it knows one (its own table, then
+            # /etc/protocols): "-p 112" is saved as "-p vrrp"
             value = {"icmpv6": "ipv6-icmp", "6": "tcp", "17": "udp", "1": "icmp",
-                     "58": "ipv6-icmp"}.get(value, value)
+                     "58": "ipv6-icmp", "2": "igmp", "47": "gre", "50": "esp", "51": "ah",
+                     "112": "vrrp", "132": "sctp", "136": "udplite"}.get(value, value)
             proto = value
             out += ["-p", value]
             i += 2

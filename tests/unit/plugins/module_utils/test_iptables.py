@@ -78,6 +78,9 @@ def test_parse_rejects_garbage_naming_the_line():
     ("--source 10.1.0.0/16 --protocol udp --destination-port 53 --jump ACCEPT",
      "-s 10.1.0.0/16 -p udp -m udp --dport 53 -j ACCEPT"),
     ("! -s 10.0.0.0/8 -j DROP", "! -s 10.0.0.0/8 -j DROP"),
+    # a portless protocol given by number, as iptables-save prints it (Debian 12, VRRP)
+    ("-s 172.30.33.11/32 -p 112 -m comment --comment hs:vrrp -j ACCEPT",
+     '-s 172.30.33.11/32 -p vrrp -m comment --comment "hs:vrrp" -j ACCEPT'),
 ])
 def test_normalise_ipv4(written, saved):
     assert ipt.normalise_rule(written) == ipt.normalise_rule(saved)
