@@ -44,6 +44,11 @@ def _site_roles() -> list[str]:
         return [r["role"] for r in yaml.safe_load(fh)["_common_site_roles"]]
 
 
+def _port_label(entry: dict) -> str:
+    """``443/tcp``; a portless protocol (VRRP) by itself."""
+    return entry["protocol"] if entry.get("port") is None else f"{entry['port']}/{entry['protocol']}"
+
+
 def port_diagram() -> str:
     """A Mermaid graph (GitHub renders it) and the same facts as a table."""
     pmap = port_map()
@@ -58,20 +63,20 @@ def port_diagram() -> str:
         label = {"any": "the world", "all": "every host"}.get(g, g)
         lines.append(f'  {node[g]}["{label}"]')
     edges: dict[tuple[str, str], list[str]] = {}
-    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1]["port"]):
+    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1].get("port") or 0):
         for src in entry["from"]:
             for dst in entry["listen"]:
                 if src == dst:
                     continue
-                edges.setdefault((src, dst), []).append(f"{entry['port']}/{entry['protocol']} {name}")
+                edges.setdefault((src, dst), []).append(f"{_port_label(entry)} {name}")
     for (src, dst), labels in edges.items():
         lines.append(f'  {node[src]} -->|"{", ".join(labels)}"| {node[dst]}')
     lines.append("```")
     lines.append("")
     lines.append("| service | port | runs on | may connect from |")
     lines.append("| --- | --- | --- | --- |")
-    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1]["port"]):
-        lines.append(f"| `{name}` ({entry.get('description', '')}) | {entry['port']}/{entry['protocol']} | "
+    for name, entry in sorted(pmap.items(), key=lambda kv: kv[1].get("port") or 0):
+        lines.append(f"| `{name}` ({entry.get('description', '')}) | {_port_label(entry)} | "
                      f"{', '.join(entry['listen'])} | {', '.join(entry['from'])} |")
     return "\n".join(lines)
 

@@ -137,7 +137,7 @@ def stack_health(specs: list[dict], member: dict[str, set[str]], inventory: str)
     of = {g: [s for s in specs if g in member.get(s["name"], set())] for g in
           ("loadbalancers", "postgres", "redis", "monitoring")}
     ca = "/etc/hardened-stack/pki/ca.crt"
-    port = {name: entry["port"] for name, entry in port_map().items()}
+    port = {name: entry["port"] for name, entry in port_map().items() if entry.get("port") is not None}
     am = collection.module_utils("address")
     wanted = {}
     if of["redis"]:
@@ -221,8 +221,9 @@ def print_report(specs: list[dict], data: dict, inventory: str) -> int:
         for pattern, play_roles in plays:
             if pattern == "all" or any(g in groups for g in pattern.replace(",", ":").split(":")):
                 roles += [r for r in play_roles if r not in roles and not r.startswith("_")]
+        # a portless protocol (VRRP) has nothing to connect to
         expected = {name: e["port"] for name, e in pmap.items()
-                    if any(g == "all" or g in groups for g in e["listen"])}
+                    if e.get("port") is not None and any(g == "all" or g in groups for g in e["listen"])}
         state, up = _probe(spec["address"], list(expected.values()))
         if state not in ("running",):
             bad += 1

@@ -72,10 +72,37 @@ def cluster_address_problem(host, hostvars):
         return str(exc)
 
 
+def virtual_addresses(groups, hostvars, group=am.FRONT_DOOR_GROUP):
+    """The virtual addresses of ``group`` (hardened_stack_virtual_address), ``[]`` when unset."""
+    try:
+        return am.virtual_addresses(groups, hostvars, group)
+    except am.AddressError as exc:
+        raise AnsibleFilterError("virtual_addresses: %s" % exc)
+
+
+def front_door(groups, hostvars, group=am.FRONT_DOOR_GROUP):
+    """The addresses clients dial for ``group``: its virtual addresses, else its hosts'."""
+    try:
+        return am.front_door(groups, hostvars, group)
+    except am.AddressError as exc:
+        raise AnsibleFilterError("front_door: %s" % exc)
+
+
+def vrrp_instance(host, groups, hostvars, facts, group=am.FRONT_DOOR_GROUP, priority=0):
+    """keepalived's interface, source, unicast peers, virtual addresses and priority for ``host``."""
+    try:
+        return am.vrrp_instance(host, groups, hostvars, facts, group, int(priority or 0))
+    except (am.AddressError, ValueError, TypeError) as exc:
+        raise AnsibleFilterError("vrrp_instance: %s" % exc)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "cluster_address": cluster_address,
             "host_port": host_port,
             "cluster_address_problem": cluster_address_problem,
+            "virtual_addresses": virtual_addresses,
+            "front_door": front_door,
+            "vrrp_instance": vrrp_instance,
         }

@@ -245,3 +245,126 @@ def local_problem(host, hostvars, resolver=None):
             "addresses, or %s to its cluster interface"
             % (host, address, source, "" if value == address else " = '%s'" % value,
                ", ".join(sorted(own)), OVERRIDE_VAR, INTERFACE_VAR))
+
+
+# The front door: the load balancers' virtual address (keepalived/VRRP), one answer for every
+# consumer (stack endpoints, certificates, docs, the keepalived role).
+VIRTUAL_VAR = "hardened_stack_virtual_address"
+FRONT_DOOR_GROUP = "loadbalancers"
+
+
+def virtual_addresses(groups, hostvars, group=FRONT_DOOR_GROUP):
+    """The virtual addresses of ``group`` (``hardened_stack_virtual_address`` on its hosts: an
+    IP literal or a list of them, at most one IPv4 and one IPv6), compressed, in the order given;
+    ``[]`` when the group sets none. Every host of the group must set the same value (it is a
+    group variable): a difference, a DNS name or two addresses of one family are errors."""
+    found = None
+    first = None
+    for host in sorted((groups or {}).get(group) or []):
+        hv = _hostvars(host, hostvars)
+        raw = _get(hv, VIRTUAL_VAR)
+        if raw in (None, "", []):
+            values = []
+        else:
+            values = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+        out = []
+        for index, value in enumerate(values):
+            ip = parse_ip(value) if isinstance(value, str) else None
+            if ip is None or u"%s" % value != value.strip() or value.strip().startswith("["):
+                raise AddressError("host '%s': %s%s = %r is not an IP address (a virtual address is "
+                                   "an IPv4 or IPv6 literal, no DNS name)"
+                                   % (host, VIRTUAL_VAR, "[%d]" % index if len(values) > 1 else "", value))
+            if any(parse_ip(o).version == ip.version for o in out):
+                raise AddressError("host '%s': %s has two IPv%d addresses (at most one IPv4 and one IPv6)"
+                                   % (host, VIRTUAL_VAR, ip.version))
+            out.append(ip.compressed)
+        if found is None:
+            found, first = out, host
+        elif out != found:
+            raise AddressError("hosts '%s' and '%s' of group '%s' set different %s (%s / %s): set it once, "
+                               "as a variable of the group"
+                               % (first, host, group, VIRTUAL_VAR, ", ".join(found) or "none",
+                                  ", ".join(out) or "none"))
+    return found or []
+
+
+def front_door(groups, hostvars, group=FRONT_DOOR_GROUP):
+    """The addresses clients dial for a service on ``group``: its virtual addresses when set,
+    else every host's cluster address (inventory order of the sorted group)."""
+    virtual = virtual_addresses(groups, hostvars, group)
+    if virtual:
+        return virtual
+    return [cluster_address(host, hostvars) for host in sorted((groups or {}).get(group) or [])]
+
+
+def interface_of(address, facts):
+    """The name of the interface that holds ``address`` (from gathered facts), else ``None``."""
+    ip = parse_ip(address)
+    if ip is None or not facts:
+        return None
+    for name in facts.get("interfaces") or []:
+        data = facts.get(name.replace("-", "_").replace(".", "_")) or facts.get(name) or {}
+        if not isinstance(data, dict):
+            continue
+        held = []
+        ipv4 = data.get("ipv4")
+        for entry in ([ipv4] if isinstance(ipv4, dict) else list(ipv4 or [])) + list(data.get("ipv4_secondaries") or []):
+            held.append(entry.get("address"))
+        held += [entry.get("address") for entry in data.get("ipv6") or []]
+        if any(parse_ip(h) == ip for h in held if h):
+            return data.get("device") or name
+    return None
+
+
+def vrrp_instance(host, groups, hostvars, facts, group=FRONT_DOOR_GROUP, priority=0):
+    """What keepalived needs on ``host`` (a member of ``group``): ``interface`` (the one holding
+    the cluster address), ``src`` (the cluster address), ``peers`` (the other members' addresses
+    of the same family), ``virtual`` (virtual addresses of that family: VRRP adverts carry one
+    family) and ``excluded`` (the other family, configured alongside), ``priority`` (given, else
+    from the sorted group: 150, 140 …, never below 1). Raises AddressError naming the problem."""
+    members = sorted((groups or {}).get(group) or [])
+    if host not in members:
+        raise AddressError("host '%s' is not in group '%s'" % (host, group))
+    src = cluster_address(host, hostvars)
+    version = parse_ip(src).version
+    interface = interface_of(src, facts)
+    if interface is None:
+        raise AddressError("host '%s': no interface holds its cluster address %s (facts gathered?)" % (host, src))
+    peers = []
+    for other in members:
+        if other == host:
+            continue
+        same = [a for a in cluster_addresses(other, hostvars) if parse_ip(a).version == version]
+        if not same:
+            raise AddressError("host '%s' has no IPv%d address for VRRP with '%s' (its cluster address is %s)"
+                               % (other, version, host, src))
+        peers.append(same[0])
+    virtual = virtual_addresses(groups, hostvars, group)
+    outside = [a for a in virtual if not _in_subnets(a, _subnets(facts, interface))]
+    if not priority:
+        priority = max(1, 150 - 10 * members.index(host))
+    return {"interface": interface, "src": src, "peers": peers,
+            "virtual": [a for a in virtual if parse_ip(a).version == version],
+            "excluded": [a for a in virtual if parse_ip(a).version != version],
+            "priority": int(priority), "outside": outside}
+
+
+def _subnets(facts, interface):
+    """The networks of ``interface``'s addresses (gathered facts), IPv4 and IPv6."""
+    data = (facts or {}).get(interface.replace("-", "_").replace(".", "_")) or {}
+    nets = []
+    ipv4 = data.get("ipv4")
+    for entry in ([ipv4] if isinstance(ipv4, dict) else list(ipv4 or [])) + list(data.get("ipv4_secondaries") or []):
+        if entry.get("address") and entry.get("netmask"):
+            nets.append(ipaddress.ip_network(u"%s/%s" % (entry["address"], entry["netmask"]), strict=False))
+    for entry in data.get("ipv6") or []:
+        ip = parse_ip(entry.get("address"))
+        if ip is not None and not ip.is_link_local and entry.get("prefix"):
+            nets.append(ipaddress.ip_network(u"%s/%s" % (ip.compressed, entry["prefix"]), strict=False))
+    # a /32 or /128 (a virtual address the node holds) is not the cluster network
+    return [n for n in nets if n.num_addresses > 1]
+
+
+def _in_subnets(address, nets):
+    ip = parse_ip(address)
+    return any(ip.version == n.version and ip in n for n in nets)

@@ -157,6 +157,9 @@ def _extra(rule, index, groups):
 
 def _accept(protocol, port, comment, source=None):
     src = "-s %s " % source if source else ""
+    if protocol in pm.PORTLESS:
+        # by number: iptables-restore needs no /etc/protocols entry for it
+        return "%s-p %d -m comment --comment \"%s\" -j ACCEPT" % (src, pm.PORTLESS[protocol], comment)
     return "%s-p %s -m %s --dport %s -m comment --comment \"%s\" -j ACCEPT" % (
         src, protocol, protocol, port, comment)
 
@@ -340,7 +343,8 @@ def sources(port_map, service, groups, addresses):
 
 def admits(desired, address, port, protocol="tcp", chain=CHAIN):
     """Would ``desired`` (one host's :func:`compute` result) accept a new connection from
-    ``address`` to ``port``? Reads the rules this module renders (source, protocol, port)."""
+    ``address`` to ``port``? Reads the rules this module renders (source, protocol, port); for a
+    portless protocol of the port map (``vrrp``) ``port`` is ignored."""
     addr = ipaddress.ip_address(str(address).strip())
     family = "ipv4" if addr.version == 4 else "ipv6"
     state = desired.get(family) or {}
@@ -349,9 +353,16 @@ def admits(desired, address, port, protocol="tcp", chain=CHAIN):
         return True
     for rule in state.get("chains", {}).get(chain, []):
         tokens = rule.split()
-        if not rule.endswith("-j ACCEPT") or "--dport" not in tokens:
+        if not rule.endswith("-j ACCEPT") or "-p" not in tokens:
             continue
-        if tokens[tokens.index("-p") + 1] != protocol:
+        if protocol in pm.PORTLESS:
+            # a portless protocol (VRRP) is matched by its number; ``port`` is not used
+            if tokens[tokens.index("-p") + 1] != str(pm.PORTLESS[protocol]):
+                continue
+            if "-s" in tokens and addr not in ipaddress.ip_network(tokens[tokens.index("-s") + 1]):
+                continue
+            return True
+        if "--dport" not in tokens or tokens[tokens.index("-p") + 1] != protocol:
             continue
         spec = tokens[tokens.index("--dport") + 1]
         lo, hi = (spec.split(":", 1) + [""])[:2]

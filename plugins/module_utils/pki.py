@@ -82,7 +82,9 @@ def endpoint_sans(inventory_hostname, groups, hostvars, mapping):
     every ``{backend_group: endpoint_group}`` in ``mapping`` that has this host in
     ``backend_group``, the names and addresses of the ``endpoint_group`` hosts (a client
     verifying the server's name against the endpoint it dialled, e.g. libpq's verify-full
-    through HAProxy, must find the endpoint in the backend's certificate)."""
+    through HAProxy, must find the endpoint in the backend's certificate), and the endpoint group's
+    virtual address (``hardened_stack_virtual_address``); a host of the load balancers gets that
+    virtual address too (the front door's certificate)."""
     out = []
     for backend, endpoint in sorted((mapping or {}).items()):
         if inventory_hostname not in (groups.get(backend) or []):
@@ -100,4 +102,20 @@ def endpoint_sans(inventory_hostname, groups, hostvars, mapping):
                 san = ("IP:%s" % _ip(name).compressed) if _ip(name) is not None else "DNS:%s" % name
                 if san not in out:
                     out.append(san)
+        # clients dial the endpoint group's virtual address (the front door) when it has one
+        for address in _virtual(groups, hostvars, endpoint):
+            if "IP:%s" % address not in out:
+                out.append("IP:%s" % address)
+    # the front door's own certificate (nginx, HAProxy) names the virtual address it answers on
+    if inventory_hostname in (groups.get(am.FRONT_DOOR_GROUP) or []):
+        for address in _virtual(groups, hostvars, am.FRONT_DOOR_GROUP):
+            if "IP:%s" % address not in out:
+                out.append("IP:%s" % address)
     return out
+
+
+def _virtual(groups, hostvars, group):
+    try:
+        return am.virtual_addresses(groups, hostvars, group)
+    except am.AddressError as exc:
+        raise SanError(str(exc))

@@ -6,7 +6,7 @@
 A port map is a dict ``{service: entry}``; an entry is::
 
     {"port": 5432,                 # 1..65535
-     "protocol": "tcp",            # tcp | udp
+     "protocol": "tcp",            # tcp | udp | vrrp (IP protocol 112: no port, none given)
      "listen": ["postgres"],       # inventory groups whose hosts run the service ("all" = every host)
      "from": ["app", "monitoring"],# inventory groups that may connect; "any" = the whole world
      "description": "..."}         # optional
@@ -24,9 +24,12 @@ __metaclass__ = type
 CONTRACT_GROUPS = ("loadbalancers", "app", "etcd", "postgres", "redis", "monitoring", "backup")
 ANY = "any"
 ALL = "all"
-PROTOCOLS = ("tcp", "udp")
-REQUIRED_KEYS = ("port", "protocol", "listen", "from")
-OPTIONAL_KEYS = ("description",)
+PROTOCOLS = ("tcp", "udp", "vrrp")
+# Protocols without ports, and their IP protocol numbers (what the firewall matches): an entry
+# of one of them gives no port; validate() normalises its port to None.
+PORTLESS = {"vrrp": 112}
+REQUIRED_KEYS = ("protocol", "listen", "from")
+OPTIONAL_KEYS = ("port", "description")
 
 
 class PortMapError(ValueError):
@@ -62,8 +65,18 @@ def validate(port_map, groups=None):
         missing = [k for k in REQUIRED_KEYS if k not in entry]
         if missing:
             raise PortMapError("port map entry '%s': missing key(s) %s" % (service, ", ".join(missing)))
-        port = entry["port"]
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        protocol = entry["protocol"]
+        if protocol not in PROTOCOLS:
+            raise PortMapError("port map entry '%s': protocol %r is not one of %s"
+                               % (service, protocol, ", ".join(PROTOCOLS)))
+        port = entry.get("port")
+        if protocol in PORTLESS:
+            if port is not None:
+                raise PortMapError("port map entry '%s': protocol %s (IP protocol %d) has no port, got %r"
+                                   % (service, protocol, PORTLESS[protocol], port))
+        elif "port" not in entry:
+            raise PortMapError("port map entry '%s': missing key(s) port" % service)
+        elif isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             try:
                 port = int(port)
             except (TypeError, ValueError):
@@ -71,10 +84,6 @@ def validate(port_map, groups=None):
             if not 1 <= port <= 65535 or isinstance(entry["port"], bool):
                 raise PortMapError("port map entry '%s': port %r is not in 1..65535"
                                    % (service, entry["port"]))
-        protocol = entry["protocol"]
-        if protocol not in PROTOCOLS:
-            raise PortMapError("port map entry '%s': protocol %r is not one of %s"
-                               % (service, protocol, ", ".join(PROTOCOLS)))
         listen = _as_list(service, "listen", entry["listen"])
         sources = _as_list(service, "from", entry["from"])
         if not listen:
@@ -90,12 +99,17 @@ def validate(port_map, groups=None):
         for group in listen:
             other = seen.get((key, group))
             if other:
-                raise PortMapError("port map entries '%s' and '%s' both claim %s/%d on group '%s'"
-                                   % (other, service, protocol, port, group))
+                raise PortMapError("port map entries '%s' and '%s' both claim %s on group '%s'"
+                                   % (other, service, label(protocol, port), group))
             seen[(key, group)] = service
         out[service] = {"port": port, "protocol": protocol, "listen": listen,
                         "from": sources, "description": entry.get("description", "")}
     return out
+
+
+def label(protocol, port):
+    """``tcp/5432``, or the protocol alone for a portless one (``vrrp``)."""
+    return protocol if port is None else "%s/%d" % (protocol, port)
 
 
 def hosts_of(groups, names):

@@ -18,25 +18,41 @@ class StackError(ValueError):
     """The inventory cannot give a connection fact; the message names what is missing."""
 
 
-def endpoints(port_map, groups, hostvars, service):
-    """``[{'host', 'address', 'port', 'endpoint'}]`` for every host that runs ``service``."""
+def front_door_service(entry, group=am.FRONT_DOOR_GROUP):
+    """True when clients dial the service at the front door: it runs on ``group`` only and is
+    dialled by someone other than monitoring and the group itself (https, pg_write; not the
+    per-host exporters, not VRRP)."""
+    return list(entry["listen"]) == [group] and bool(set(entry["from"]) - {"monitoring", group})
+
+
+def endpoints(port_map, groups, hostvars, service, per_host=False):
+    """``[{'host', 'address', 'port', 'endpoint'}]`` for every host that runs ``service``.
+
+    A front door service (:func:`front_door_service`) of a group with a virtual address
+    (``hardened_stack_virtual_address``) gives one entry per virtual address instead, with
+    ``host`` None: what clients dial. ``per_host`` gives the hosts' own addresses anyway."""
     if service not in port_map:
         raise StackError("service '%s' is not in the port map" % service)
     entry = port_map[service]
-    out = []
-    for host in pm.hosts_of(groups, entry["listen"]):
-        try:
+    try:
+        if not per_host and front_door_service(entry):
+            virtual = am.virtual_addresses(groups, hostvars)
+            if virtual:
+                return [{"host": None, "address": address, "port": entry["port"],
+                         "endpoint": am.host_port(address, entry["port"])} for address in virtual]
+        out = []
+        for host in pm.hosts_of(groups, entry["listen"]):
             address = am.cluster_address(host, hostvars)
-        except am.AddressError as exc:
-            raise StackError(str(exc))
-        out.append({"host": host, "address": address, "port": entry["port"],
-                    "endpoint": am.host_port(address, entry["port"])})
+            out.append({"host": host, "address": address, "port": entry["port"],
+                        "endpoint": am.host_port(address, entry["port"])})
+    except am.AddressError as exc:
+        raise StackError(str(exc))
     return out
 
 
 def connection_facts(port_map, groups, hostvars):
     """The facts an application needs: PostgreSQL write/read endpoints (HAProxy on the
-    load balancers), Redis Sentinels, upstream app servers. Empty lists where the inventory
+    load balancers: their virtual address when set, see :func:`endpoints`), Redis Sentinels, upstream app servers. Empty lists where the inventory
     has no such tier."""
     port_map = pm.validate(port_map, groups)
     facts = {}
