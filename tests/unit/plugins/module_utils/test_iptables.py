@@ -399,3 +399,27 @@ def test_several_jumps_keep_their_order_below_the_ban_lists():
 def test_bad_patterns_are_refused(patterns, message):
     with pytest.raises(ipt.IptablesError, match=message.replace("(", r"\(").replace("*", r"\*")):
         ipt.check_patterns(patterns)
+
+
+def test_hestia_style_chains_and_whitelist_accepts_above():
+    """HestiaCP names its fail2ban chains fail2ban-<JAIL> and keeps whitelist ACCEPTs in INPUT
+    (hestiacp/hestiacp#2882): our jump goes below the last ban list, the ACCEPTs stay where they
+    are, a foreign rule after it is untouched."""
+    save = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:fail2ban-SSH - [0:0]
+:fail2ban-RECIDIVE - [0:0]
+-A INPUT -s 1.2.3.4/32 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 2220 -j fail2ban-SSH
+-A INPUT -p tcp -m multiport --dports 1:65535 -j fail2ban-RECIDIVE
+-A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT
+-A fail2ban-SSH -j RETURN
+-A fail2ban-RECIDIVE -j RETURN
+COMMIT
+"""
+    want = desired()
+    owned = ipt.owned_live(ipt.parse_save(save), want, "HS-")
+    assert jump_lines(ipt.render_transition(want, owned)) == ["-I INPUT 4 -j HS-INPUT"]
+    assert input_after(save, want)[3:] == ["-j HS-INPUT", "-m state --state RELATED,ESTABLISHED -j ACCEPT"]
