@@ -142,3 +142,21 @@ def test_nothing_to_probe_leaves_the_job_out(port_map):
         pc.scrape_configs(port_map, GROUPS, HOSTVARS, ["blackbox"], dict(OPTIONS, host="mon1", blackbox_sites=False))
         == []
     )
+
+
+def test_a_virtual_address_is_probed_for_the_names_every_load_balancer_serves(port_map):
+    """With a VIP the stack endpoints give it (host None): it may sit on either load balancer, so
+    only the names both serve are probed there; each load balancer is still probed directly."""
+    hostvars = {
+        h: dict(hv, hardened_stack_virtual_address="10.0.0.100") if h in GROUPS["loadbalancers"] else hv
+        for h, hv in HOSTVARS.items()
+    }
+    probes = [p for p in pc.blackbox_targets(port_map, GROUPS, hostvars, "/health") if p["scheme"] == "https"]
+    front = [(p["url"], p["target"], p["via"]) for p in probes if p["address"] == "10.0.0.100"]
+    assert front == [
+        ("https://shop.example/health", "https://10.0.0.100:443/health", "front_door"),
+        ("https://www.shop.example/health", "https://10.0.0.100:443/health", "front_door"),
+        ("https://api.example/health", "https://10.0.0.100:443/health", "front_door"),
+    ]
+    assert {p["via"] for p in probes} == {"front_door", "lb1", "lb2"}
+    assert "https://lb2.example/health" in [p["url"] for p in probes if p["via"] == "lb2"]
