@@ -33,6 +33,8 @@ IDLE_OUT = "/tmp/hs-longlived-idle.json"
 IDLE_SECONDS = 60
 PING_EVERY = 20  # below the /ws/ location's read_timeout (45s, molecule.yml)
 STREAM_CHUNKS, STREAM_DELAY = 5, 1.0
+BOUND_READY, BOUND_OUT = "/tmp/hs-bound-ready", "/tmp/hs-bound.json"
+RELOAD = {}  # wall-clock time of the drain test's reload (client host clock)
 
 CLIENT_SCRIPT = r'''
 import base64, hashlib, json, os, socket, ssl, struct, sys, threading, time
@@ -172,6 +174,24 @@ def main():
     elif mode == "refused":
         ws = WS(args["name"], args["addr"], args["path"])
         print(json.dumps({"status": ws.status, "accepted": ws.accepted}))
+    elif mode == "bound":
+        # A WebSocket opened before a reload, pinged every `ping_every` s (below read_timeout):
+        # the wall-clock time the server side closed it, waiting at most `seconds`.
+        t0 = time.monotonic()
+        ws = WS(args["name"], args["addr"], "/ws/")
+        out = {"accepted": ws.accepted, "first": attempt(lambda: ws.echo("before")), "closed": None}
+        open(args["ready"], "w").close()
+        while time.monotonic() - t0 < args["seconds"] and out["closed"] is None:
+            ws.s.settimeout(args["ping_every"])
+            try:
+                ws.frame()
+            except socket.timeout:
+                ws.s.settimeout(30)
+                if not attempt(ws.ping)["ok"]:
+                    out["closed"] = time.time()
+            except (EOFError, OSError, ValueError):
+                out["closed"] = time.time()
+        print(json.dumps(out))
     elif mode == "drain":
         # An open WebSocket and a stream; after the first chunk, `ready` exists; the caller reloads
         # nginx and creates `go`; then the WebSocket must still echo and the stream must finish.
@@ -223,8 +243,18 @@ def test_reload_keeps_an_open_websocket_and_stream_until_done():
     res = client.run(f"nohup python3 {SCRIPT} drain '{json.dumps(args)}' > {out} 2>&1 < /dev/null &")
     assert res.rc == 0, res.stderr
     assert verifier.wait(lambda: client.file(ready).exists, timeout=30, step=0.2), client.run(f"cat {out}").stdout
+    # A second WebSocket, kept alive by pings, must outlive the drain until the bound
+    # (nginx_worker_shutdown_timeout): collected by the last test.
+    bound = {"name": lb, "addr": FRONT[lb], "ready": BOUND_READY, "ping_every": 10, "seconds": 150}
+    client.run(f"rm -f {BOUND_READY} {BOUND_OUT}")
+    res = client.run(f"nohup python3 {SCRIPT} bound '{json.dumps(bound)}' > {BOUND_OUT} 2>&1 < /dev/null &")
+    assert res.rc == 0, res.stderr
+    assert verifier.wait(lambda: client.file(BOUND_READY).exists, timeout=30, step=0.2), client.run(
+        f"cat {BOUND_OUT}"
+    ).stdout
     lbh = host(lb)
     before = lbh.run("pgrep -f 'nginx: worker process$'").stdout.split()
+    RELOAD["at"] = float(client.run("date +%s.%N").stdout)
     assert lbh.run("systemctl reload nginx.service").rc == 0
     # The reload replaced the workers; the old one holding the open connections is draining.
     assert verifier.wait(
@@ -303,3 +333,26 @@ def test_idle_websocket_with_pings_survives_and_without_is_closed():
         # Closed by the location's read_timeout, before the idle time (and nginx_proxy_read_timeout,
         # also 60 s) was over.
         assert silent["closed_at"] is not None and silent["closed_at"] < IDLE_SECONDS, silent
+
+
+def test_drain_is_bounded_by_worker_shutdown_timeout():
+    """The WebSocket opened before the drain test's reload, pinged every 10 s (so read_timeout
+    never fires), stayed open on the old worker and was closed when the old worker's
+    worker_shutdown_timeout (nginx.conf) ran out, about that long after the reload."""
+    lb = LBS[0]
+    line = host(lb).run("grep -E '^worker_shutdown_timeout [0-9]+s;' /etc/nginx/nginx.conf").stdout.strip()
+    assert line, "no worker_shutdown_timeout in seconds in nginx.conf"
+    bound = int(line.split()[1].rstrip("s;"))
+    client = host(CLIENT)
+    assert "at" in RELOAD, "the drain test did not run"
+    assert verifier.wait(
+        lambda: client.run(f"grep -q closed {BOUND_OUT}").rc == 0,
+        timeout=max(5, RELOAD["at"] + bound + 30 - time.time()),
+        step=2,
+    ), client.run(f"cat {BOUND_OUT}").stdout
+    got = json.loads(client.file(BOUND_OUT).content_string)
+    assert got["accepted"] and got["first"] == {"ok": True, "value": "before"}, got
+    assert got["closed"] is not None, got
+    held = got["closed"] - RELOAD["at"]
+    # Held through the drain, closed by the bound (pings every 10 s: not by read_timeout).
+    assert bound - 5 < held < bound + 15, (held, bound)
