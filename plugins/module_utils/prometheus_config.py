@@ -116,15 +116,19 @@ def _url_host(url):
 
 
 def _server_names(host, hostvars):
+    """The names ``host``'s nginx sites answer, as the nginx role renders them: a site's
+    ``server_names``, else ``nginx_default_server_names`` (the role's default: the host name)."""
     try:
-        sites = hostvars[host].get("nginx_sites") or []
+        hv = hostvars[host]
+        sites = hv.get("nginx_sites") or []
+        default = hv.get("nginx_default_server_names") or [host]
     except (KeyError, AttributeError, TypeError):
-        sites = []
+        sites, default = [], [host]
     names = []
     for site in sites:
         if not isinstance(site, dict):
             continue
-        for name in site.get("server_names") or []:
+        for name in site.get("server_names") or default:
             name = u"%s" % name
             # nginx wildcards and regexes name no URL a client could open.
             if name and name != "_" and "*" not in name and not name.startswith("~") and name not in names:
@@ -140,8 +144,10 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
     (redirect to https). Each probe dials an address (``target``) and names the site in Host and
     SNI (``hostname``): the front door from the stack endpoints (``via`` = ``front_door``: the
     virtual address when the load balancers have one, probed for the names every load balancer
-    serves) and every load balancer's own address (``via`` = its host name, its own names), the
-    same address once. ``urls``: more public URLs, probed as
+    serves, or by the address itself when they share none) and every load balancer's own address
+    (``via`` = its host name, its own names), the same address once. A site without
+    ``server_names`` answers ``nginx_default_server_names`` (the nginx role's default: the host's
+    name). ``urls``: more public URLs, probed as
     they resolve (``via`` = ``dns``; https -> 2xx, http -> redirect). ``url`` is the public URL
     (the ``instance`` label).
     """
@@ -151,8 +157,11 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
     def add(scheme, name, address, port, path, via):
         default = {"https": 443, "http": 80}[scheme]
         suffix = "" if int(port) == default else ":%s" % port
-        url = "%s://%s%s%s" % (scheme, name, suffix, path)
-        if address is None:
+        url = "%s://%s%s%s" % (scheme, am.host_port(name) if name == address else name, suffix, path)
+        if name == address:
+            # The address itself is the name (Host and the certificate's IP SAN).
+            target, hostname = "%s://%s%s" % (scheme, am.host_port(address, port), path), ""
+        elif address is None:
             target, hostname, address = url, "", ""
         else:
             target = "%s://%s%s" % (scheme, am.host_port(address, port), path)
@@ -195,7 +204,9 @@ def blackbox_targets(port_map, groups, hostvars, health_path="/health", sites=Tr
                 if address in done:
                     continue
                 done.add(address)
-                for name in names:
+                # A front door no shared name leads to (every site answers its host's own
+                # name, the nginx role's default) is probed by its address (certificates carry it).
+                for name in names or ([address] if via == "front_door" else []):
                     add(scheme, name, address, port, health_path, via)
     for index, url in enumerate(urls or []):
         parsed = _url_host(u"%s" % url) if isinstance(url, str) else None

@@ -160,3 +160,27 @@ def test_a_virtual_address_is_probed_for_the_names_every_load_balancer_serves(po
     ]
     assert {p["via"] for p in probes} == {"front_door", "lb1", "lb2"}
     assert "https://lb2.example/health" in [p["url"] for p in probes if p["via"] == "lb2"]
+
+
+def test_default_sites_answer_the_host_name_and_the_vip_is_probed_by_its_address(port_map):
+    """The nginx role's default site has no server_names: it answers nginx_default_server_names
+    (the host's name) -- each host is probed by its name; a virtual address the hosts share no
+    name for is probed by the address itself (the certificates carry it as an IP SAN)."""
+    default_site = [{"name": "app", "upstream_group": "app"}]
+    hostvars = {
+        h: dict(hv, nginx_sites=default_site) if h in GROUPS["loadbalancers"] else hv for h, hv in HOSTVARS.items()
+    }
+    probes = [p for p in pc.blackbox_targets(port_map, GROUPS, hostvars, "/health") if p["scheme"] == "https"]
+    assert [(p["url"], p["target"], p["hostname"]) for p in probes] == [
+        ("https://lb1/health", "https://10.0.0.1:443/health", "lb1"),
+        ("https://lb2/health", "https://10.0.0.2:443/health", "lb2"),
+    ]
+    vip = {h: dict(hv, hardened_stack_virtual_address="fd00::100") for h, hv in hostvars.items()}
+    probes = [p for p in pc.blackbox_targets(port_map, GROUPS, vip, "/health") if p["scheme"] == "https"]
+    assert ("https://[fd00::100]/health", "https://[fd00::100]:443/health", "", "front_door") in [
+        (p["url"], p["target"], p["hostname"], p["via"]) for p in probes
+    ]
+    # An inventory's own default names are what nginx answers.
+    named = {h: dict(hv, nginx_default_server_names=["www.example"]) for h, hv in hostvars.items()}
+    probes = [p for p in pc.blackbox_targets(port_map, GROUPS, named, "/health") if p["scheme"] == "https"]
+    assert {p["url"] for p in probes} == {"https://www.example/health"}
