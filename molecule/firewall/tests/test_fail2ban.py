@@ -157,6 +157,30 @@ def test_jump_left_on_top_is_moved_below_the_ban_list():
     assert rc == 0 and changed == 0, out
 
 
+def test_sshd_jail_bans_failed_logins_read_from_the_journal():
+    """A real ban: failed logins (an unknown user) from a member that may reach SSH are read
+    from the journal (ssh.service) and banned above HS-INPUT. Unbanned afterwards: the scans
+    of test_firewall.py expect the member to reach SSH."""
+    src = "firewall-mon"
+    addr = verifier.cluster_address(src, SCENARIO)
+    target = verifier.cluster_address(NAME, SCENARIO)
+    h = host(NAME)
+    try:
+        for _n in range(6):  # maxretry 5
+            host(src).run(
+                "ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                f"-o ConnectTimeout=5 hs-no-such-user@{target} true; echo ssh-rc=$?"
+            )  # ssh exits 255 (refused); the echo keeps testinfra from taking that for its own failure
+        assert verifier.wait(lambda: addr in h.run("fail2ban-client status sshd").stdout, timeout=60), h.run(
+            "fail2ban-client status sshd; journalctl -u ssh -u fail2ban --no-pager -n 30"
+        ).stdout
+        assert f"-A f2b-sshd -s {addr}/32 -j DROP" in h.check_output("iptables -S f2b-sshd")
+        assert_order()
+    finally:
+        h.run(f"fail2ban-client set sshd unbanip {addr}")
+    assert addr not in h.check_output("iptables -S f2b-sshd")
+
+
 def test_nginx_jails_run_with_debians_filters():
     status = host(NAME).check_output("fail2ban-client status")
     for jail in ("sshd", "nginx-http-auth", "nginx-limit-req"):
