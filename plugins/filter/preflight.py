@@ -22,7 +22,8 @@ NAMES = ("ansible_host", "ansible_user", "ansible_connection", "app_source", "ap
          "postgresql_users", "postgresql_databases", "redis_sentinel_enabled",
          "redis_sentinel_allow_fewer_than_three", "redis_sentinel_quorum", "redis_initial_master",
          "redis_master_name", "app_redis_master_name",
-         "app_db_password_secret_cluster", "app_redis_password_secret_cluster", am.OVERRIDE_VAR, am.INTERFACE_VAR) + ic.RETIRED_ADDRESS_VARS \
+         "app_db_password_secret_cluster", "app_redis_password_secret_cluster", am.OVERRIDE_VAR, am.INTERFACE_VAR,
+         am.VIRTUAL_VAR) + ic.RETIRED_ADDRESS_VARS \
     + sm.RETIRED_DIR_VARS + ic.ENCODED_VARS
 
 

@@ -244,6 +244,42 @@ def address_checks(groups, hostvars, resolver=None):
     return out
 
 
+def virtual_address_checks(groups, hostvars, resolver=None):
+    """The load balancers' virtual address (``hardened_stack_virtual_address``): IP literals, at
+    most one per family, the same on every load balancer, set on no other host, and no host's
+    own address. (Its subnet needs the hosts' facts: the keepalived role's preflight checks it.)"""
+    out = []
+    lbs = _members(groups, am.FRONT_DOOR_GROUP)
+    for host in _members(groups, "all"):
+        value = (hostvars.get(host) or {}).get(am.VIRTUAL_VAR)
+        if host not in lbs and value not in (None, "", []) and not _unknown(value):
+            out.append("%s: %s is set on a host outside the %s group; it is the load balancers' shared "
+                       "address. Fix: set it as a variable of the %s group only (docs/addresses.md)."
+                       % (host, am.VIRTUAL_VAR, am.FRONT_DOOR_GROUP, am.FRONT_DOOR_GROUP))
+    if any(_unknown((hostvars.get(h) or {}).get(am.VIRTUAL_VAR)) for h in lbs):
+        return out  # unresolved (unresolved_checks names it)
+    try:
+        virtual = am.virtual_addresses(groups, hostvars)
+    except am.AddressError as exc:
+        return out + ["%s. Fix: see docs/addresses.md." % exc]
+    for host in _members(groups, "all"):
+        hv = hostvars.get(host) or {}
+        if _unknown(hv.get("ansible_host"), hv.get(am.OVERRIDE_VAR), hv.get(am.INTERFACE_VAR)):
+            continue
+        if hv.get(am.OVERRIDE_VAR) in (None, "", []) and hv.get(am.INTERFACE_VAR):
+            continue  # from the host's facts only
+        try:
+            own = am.cluster_addresses(host, hostvars, resolver)
+        except am.AddressError:
+            continue  # address_checks names it
+        for address in virtual:
+            if address in own:
+                out.append("%s: %s %s is an address of host %s; keepalived would add it to one load balancer "
+                           "and take it away again. Fix: choose an unused address of the load balancers' "
+                           "cluster subnet." % (am.FRONT_DOOR_GROUP, am.VIRTUAL_VAR, address, host))
+    return out
+
+
 def port_checks(port_map, groups):
     """The port map is valid for this inventory and no host gets one port twice."""
     try:
@@ -257,9 +293,9 @@ def port_checks(port_map, groups):
         for host in pm.hosts_of(groups, entry["listen"]):
             key = (host, entry["port"], entry["protocol"])
             if key in used and used[key] != service:
-                out.append("%s: services '%s' and '%s' both listen on %s/%d. Fix: move one with "
+                out.append("%s: services '%s' and '%s' both listen on %s. Fix: move one with "
                            "_common_port_map_overrides."
-                           % (host, used[key], service, entry["protocol"], entry["port"]))
+                           % (host, used[key], service, pm.label(entry["protocol"], entry["port"])))
             used.setdefault(key, service)
     return out
 
@@ -811,6 +847,7 @@ def inventory_problems(groups, hostvars, port_map, defaults=None, lab=False, exi
     out += unresolved_checks(groups, hostvars)
     out += group_checks(groups, hostvars, defaults)
     out += address_checks(groups, hostvars)
+    out += virtual_address_checks(groups, hostvars)
     out += port_checks(port_map, groups)
     out += secret_checks(groups, hostvars, defaults, lab)
     out += retired_dir_checks(groups, hostvars)

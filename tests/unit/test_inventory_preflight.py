@@ -150,6 +150,14 @@ CASES = [
     ("app-redis-master-name-differs", _vars(app_redis_master_name="cache"),
      ["app_redis_master_name 'cache' differs from redis_master_name 'main'"]),
     ("app-db-not-in-postgres", _vars(app_db_name="shop"), ["app_db_name 'shop' is not in postgresql_databases"]),
+    # The load balancers' virtual address (issue 19): a literal, nobody's own address, theirs only.
+    ("virtual-address-a-name",
+     _set("loadbalancers", "loadbalancers1", hardened_stack_virtual_address="front.example.org"),
+     ["hardened_stack_virtual_address = 'front.example.org' is not an IP address"]),
+    ("virtual-address-of-a-host", _set("loadbalancers", "loadbalancers1", hardened_stack_virtual_address="127.0.0.12"),
+     ["hardened_stack_virtual_address 127.0.0.12 is an address of host app1"]),
+    ("virtual-address-outside-loadbalancers", _set("app", "app1", hardened_stack_virtual_address="127.0.0.99"),
+     ["app1: hardened_stack_virtual_address is set on a host outside the loadbalancers group"]),
     # Role inputs (argument_specs), checked for every host before any host is changed.
     ("unknown-choice-redis-policy", _vars(redis_maxmemory_policy="drop-everything"),
      ["redis_maxmemory_policy", "Validation of arguments failed"]),

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hardened.stack.plugins.filter import address as flt
 from ansible_collections.hardened.stack.plugins.module_utils import address as am
 from ansible_collections.hardened.stack.plugins.module_utils import firewall_rules as fr
+from ansible_collections.hardened.stack.plugins.module_utils import inventory_checks as ic
 from ansible_collections.hardened.stack.plugins.module_utils import pki
 from ansible_collections.hardened.stack.plugins.module_utils import port_map as pm
 from ansible_collections.hardened.stack.plugins.module_utils import stack
@@ -95,6 +96,23 @@ def test_hosts_that_disagree_are_an_error():
         am.virtual_addresses(groups, hostvars)
     with pytest.raises(AnsibleFilterError, match="front_door"):
         flt.front_door(groups, hostvars)
+
+
+def test_inventory_checks_name_the_virtual_address_defects():
+    groups, hostvars = _inventory(["172.30.20.100", "fd00:172:30:20::100"])
+    assert ic.virtual_address_checks(groups, hostvars) == []
+    groups, hostvars = _inventory("172.30.20.21")          # app1's address
+    assert ic.virtual_address_checks(groups, hostvars) == [
+        "loadbalancers: hardened_stack_virtual_address 172.30.20.21 is an address of host app1; keepalived would add "
+        "it to one load balancer and take it away again. Fix: choose an unused address of the load balancers' "
+        "cluster subnet."]
+    groups, hostvars = _inventory(None)
+    hostvars["mon1"]["hardened_stack_virtual_address"] = "172.30.20.100"
+    assert [p.split(":")[0] for p in ic.virtual_address_checks(groups, hostvars)] == ["mon1"]
+    groups, hostvars = _inventory(["172.30.20.100", "172.30.20.101"])
+    assert "two IPv4 addresses" in ic.virtual_address_checks(groups, hostvars)[0]
+    # one load balancer, no virtual address: nothing to say
+    assert ic.virtual_address_checks(*_inventory(None, lbs=("lb1",))) == []
 
 
 # -- keepalived's instance -------------------------------------------------------------------
