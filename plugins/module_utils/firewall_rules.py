@@ -158,8 +158,8 @@ def _extra(rule, index, groups):
 def _accept(protocol, port, comment, source=None):
     src = "-s %s " % source if source else ""
     if protocol in pm.PORTLESS:
-        # by number: iptables-restore needs no /etc/protocols entry for it
-        return "%s-p %d -m comment --comment \"%s\" -j ACCEPT" % (src, pm.PORTLESS[protocol], comment)
+        # by name, as iptables-save prints it (Debian's netbase /etc/protocols: vrrp 112)
+        return "%s-p %s -m comment --comment \"%s\" -j ACCEPT" % (src, protocol, comment)
     return "%s-p %s -m %s --dport %s -m comment --comment \"%s\" -j ACCEPT" % (
         src, protocol, protocol, port, comment)
 
@@ -356,8 +356,8 @@ def admits(desired, address, port, protocol="tcp", chain=CHAIN):
         if not rule.endswith("-j ACCEPT") or "-p" not in tokens:
             continue
         if protocol in pm.PORTLESS:
-            # a portless protocol (VRRP) is matched by its number; ``port`` is not used
-            if tokens[tokens.index("-p") + 1] != str(pm.PORTLESS[protocol]):
+            # a portless protocol (VRRP): ``port`` is not used
+            if tokens[tokens.index("-p") + 1] not in (protocol, str(pm.PORTLESS[protocol])):
                 continue
             if "-s" in tokens and addr not in ipaddress.ip_network(tokens[tokens.index("-s") + 1]):
                 continue

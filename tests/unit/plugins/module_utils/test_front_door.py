@@ -216,7 +216,7 @@ def _ruleset(host, groups, hostvars):
 def test_firewall_admits_vrrp_from_the_other_load_balancer_only():
     groups, hostvars = _inventory("172.30.20.100")
     rules = _ruleset("lb1", groups, hostvars)
-    assert any(r.startswith("-s 172.30.20.11/32 -p 112 -m comment") for r in rules["ipv4"]["chains"][fr.CHAIN])
+    assert any(r.startswith("-s 172.30.20.11/32 -p vrrp -m comment") for r in rules["ipv4"]["chains"][fr.CHAIN])
     assert fr.admits(rules, "172.30.20.11", None, "vrrp")
     assert not fr.admits(rules, "172.30.20.21", None, "vrrp")   # the app host
     assert not fr.admits(rules, "172.30.20.40", None, "vrrp")   # monitoring
@@ -224,7 +224,7 @@ def test_firewall_admits_vrrp_from_the_other_load_balancer_only():
     assert not fr.admits(rules, "172.30.20.11", 112, "tcp")
     # an app host gets no VRRP rule at all
     app = _ruleset("app1", groups, hostvars)
-    assert not any("-p 112" in r for r in app["ipv4"]["chains"][fr.CHAIN])
+    assert not any("-p vrrp" in r for r in app["ipv4"]["chains"][fr.CHAIN])
 
 
 def test_firewall_vrrp_over_ipv6():
