@@ -261,7 +261,10 @@ def virtual_addresses(groups, hostvars, group=FRONT_DOOR_GROUP):
     found = None
     first = None
     for host in sorted((groups or {}).get(group) or []):
-        hv = _hostvars(host, hostvars)
+        try:
+            hv = _hostvars(host, hostvars)
+        except AddressError:
+            hv = {}  # a host without variables sets none
         raw = _get(hv, VIRTUAL_VAR)
         if raw in (None, "", []):
             values = []
