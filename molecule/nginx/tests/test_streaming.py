@@ -283,6 +283,32 @@ def test_start_the_idle_websockets():
     assert res.rc == 0, res.stderr
 
 
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (
+            {"nginx_sites": [{"name": "shop", "locations": [{"path": "/"}, {"path": "/ws/", "websocket": "yes"}]}]},
+            "site 'shop' location #1: websocket must be true or false, got 'yes'",
+        ),
+        (
+            {"nginx_sites": [{"name": "shop", "locations": [{"path": "/stream/", "read_timeout": "1.5m"}]}]},
+            "site 'shop' location #0: read_timeout '1.5m' must be an nginx duration",
+        ),
+        ({"nginx_worker_shutdown_timeout": "soon"}, "nginx_worker_shutdown_timeout 'soon' must be an nginx duration"),
+    ],
+    ids=["websocket-not-bool", "read-timeout-fraction", "drain-bound-not-duration"],
+)
+def test_bad_long_lived_input_stops_in_preflight(extra, message):
+    """Runs while the idle WebSockets wait (preflight changes nothing, so they are undisturbed)."""
+    lb = host(LBS[0])
+    before = lb.run("find /etc/nginx -type f -exec sha256sum {} + | sort").stdout
+    rc, out = verifier.playbook("apply.yml", "--limit", LBS[0], "-e", json.dumps(extra), cwd=SCENARIO, timeout=600)
+    assert rc != 0 and message in out, out
+    row = verifier.recap(out)[LBS[0]]
+    assert row["failed"] == 1 and row["changed"] == 0, row
+    assert lb.run("find /etc/nginx -type f -exec sha256sum {} + | sort").stdout == before
+
+
 @pytest.mark.parametrize("lb", LBS)
 def test_streamed_chunks_arrive_as_the_backend_sends_them(lb):
     """/stream/ (streaming: true): chunk i leaves the backend (i-1) * delay after the first;
