@@ -527,15 +527,16 @@ def test_basic_auth_rotation_accepts_both_then_refuses_the_old_one():
         assert scrape_as(lb, ROTATION_USER, NEW_PASSWORD) == 200
         assert scrape_as(lb, ROTATION_USER, old) == 401
         assert scrape_as(lb, "prometheus", NEW_PASSWORD, port=NGINX_LOG_PORT) == 401
-    # withdraw (no Prometheus in this scenario, so nothing to wait for): the old one refused.
+    # switch: Prometheus (nginx-mon) scrapes with the new password; then withdraw: the old one refused.
+    rotate("switch", password=NEW_PASSWORD)
     rotate("withdraw", password=NEW_PASSWORD)
     for lb in lbs:
         for port in (NGINX_EXPORTER_PORT, NGINX_LOG_PORT):
             assert [scrape_as(lb, u, old, port) for u in ("prometheus", ROTATION_USER)] == [401, 401]
             assert [scrape_as(lb, u, NEW_PASSWORD, port) for u in ("prometheus", ROTATION_USER)] == [200, 200]
     # Each step is a no-op once done.
-    assert verifier.recap_changed(rotate("accept", "withdraw", password=NEW_PASSWORD)) == 0
+    assert verifier.recap_changed(rotate("accept", "switch", "withdraw", password=NEW_PASSWORD)) == 0
     # Back to the scenario's password the same way (the tests above keep using it).
-    rotate("accept", "withdraw")
+    rotate("accept", "switch", "withdraw")
     for lb in lbs:
         assert scrape_as(lb, "prometheus", old) == 200 and scrape_as(lb, "prometheus", NEW_PASSWORD) == 401
