@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--remote-ca", default="/etc/hardened-stack/pki/ca.crt", help="the CA on the --via host")
     ap.add_argument("--via", default="app1", help="the app host the ledger runs on")
     ap.add_argument("--user", default="app")
-    ap.add_argument("--dbname", default="appdb")
+    ap.add_argument("--dbname", default="app", help="database (default: the app role's app_db_name, as in the lab)")
     ap.add_argument("--after", type=float, default=5.0, help="seconds both clients must be healthy after the loss")
     ap.add_argument(
         "--rerun", action="store_true", help="afterwards, run site.yml once more: 0 changed, address unmoved"
