@@ -262,6 +262,11 @@ def virtual_address_checks(groups, hostvars, resolver=None):
         virtual = am.virtual_addresses(groups, hostvars)
     except am.AddressError as exc:
         return out + ["%s. Fix: see docs/addresses.md." % exc]
+    if virtual and len(lbs) < 2:
+        out.append("%s: %s is set but the group has %d host(s); the address moves between two or more load "
+                   "balancers (unicast VRRP between them). Fix: add the second load balancer, or leave %s "
+                   "unset (clients then dial the load balancer's own address)."
+                   % (am.FRONT_DOOR_GROUP, am.VIRTUAL_VAR, len(lbs), am.VIRTUAL_VAR))
     for host in _members(groups, "all"):
         hv = hostvars.get(host) or {}
         if _unknown(hv.get("ansible_host"), hv.get(am.OVERRIDE_VAR), hv.get(am.INTERFACE_VAR)):
@@ -274,8 +279,8 @@ def virtual_address_checks(groups, hostvars, resolver=None):
             continue  # address_checks names it
         for address in virtual:
             if address in own:
-                out.append("%s: %s %s is an address of host %s; keepalived would add it to one load balancer "
-                           "and take it away again. Fix: choose an unused address of the load balancers' "
+                out.append("%s: %s %s is already an address of host %s (a virtual address must be one no "
+                           "host has: keepalived adds it to whichever load balancer holds it). Fix: choose an unused address of the load balancers' "
                            "cluster subnet." % (am.FRONT_DOOR_GROUP, am.VIRTUAL_VAR, address, host))
     return out
 

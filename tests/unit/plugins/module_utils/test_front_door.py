@@ -103,8 +103,8 @@ def test_inventory_checks_name_the_virtual_address_defects():
     assert ic.virtual_address_checks(groups, hostvars) == []
     groups, hostvars = _inventory("172.30.20.21")          # app1's address
     assert ic.virtual_address_checks(groups, hostvars) == [
-        "loadbalancers: hardened_stack_virtual_address 172.30.20.21 is an address of host app1; keepalived would add "
-        "it to one load balancer and take it away again. Fix: choose an unused address of the load balancers' "
+        "loadbalancers: hardened_stack_virtual_address 172.30.20.21 is already an address of host app1 (a virtual "
+        "address must be one no host has: keepalived adds it to whichever load balancer holds it). Fix: choose an unused address of the load balancers' "
         "cluster subnet."]
     groups, hostvars = _inventory(None)
     hostvars["mon1"]["hardened_stack_virtual_address"] = "172.30.20.100"
@@ -113,6 +113,12 @@ def test_inventory_checks_name_the_virtual_address_defects():
     assert "two IPv4 addresses" in ic.virtual_address_checks(groups, hostvars)[0]
     # one load balancer, no virtual address: nothing to say
     assert ic.virtual_address_checks(*_inventory(None, lbs=("lb1",))) == []
+    # one load balancer with a virtual address: no peer to move it to (keepalived.conf would have
+    # an empty unicast_peer block)
+    assert ic.virtual_address_checks(*_inventory("172.30.20.100", lbs=("lb1",))) == [
+        "loadbalancers: hardened_stack_virtual_address is set but the group has 1 host(s); the address moves "
+        "between two or more load balancers (unicast VRRP between them). Fix: add the second load balancer, or "
+        "leave hardened_stack_virtual_address unset (clients then dial the load balancer's own address)."]
 
 
 # -- keepalived's instance -------------------------------------------------------------------
