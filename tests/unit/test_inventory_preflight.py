@@ -155,7 +155,7 @@ CASES = [
      _set("loadbalancers", "loadbalancers1", hardened_stack_virtual_address="front.example.org"),
      ["hardened_stack_virtual_address = 'front.example.org' is not an IP address"]),
     ("virtual-address-of-a-host", _set("loadbalancers", "loadbalancers1", hardened_stack_virtual_address="127.0.0.12"),
-     ["hardened_stack_virtual_address 127.0.0.12 is an address of host app1"]),
+     ["hardened_stack_virtual_address 127.0.0.12 is already an address of host app1"]),
     ("virtual-address-outside-loadbalancers", _set("app", "app1", hardened_stack_virtual_address="127.0.0.99"),
      ["app1: hardened_stack_virtual_address is set on a host outside the loadbalancers group"]),
     # Role inputs (argument_specs), checked for every host before any host is changed.
