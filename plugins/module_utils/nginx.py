@@ -69,7 +69,10 @@ _SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
 _SERVER = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 # One nginx time value (ngx_parse_time): a positive whole number with an optional unit.
-_DURATION = re.compile(r"^[1-9][0-9]{0,8}(ms|s|m|h|d)?$")
+# nginx time values: a number with a unit, or several from the largest unit down written together
+# ("1m30s", "1h30m"; nginx -t checks the order); a number alone is seconds. No spaces: the value
+# is one directive argument.
+_DURATION = re.compile(r"^(?:[1-9][0-9]{0,8}(?:ms|s|m|h|d|w))*[1-9][0-9]{0,8}(?:ms|s|m|h|d|w)?$")
 
 
 class NginxSiteError(ValueError):
@@ -86,8 +89,9 @@ def parse_rate(rate):
 
 
 def valid_duration(value):
-    """True when ``value`` is one positive nginx time value: ``90``, ``90s``, ``500ms``, ``10m``,
-    ``1h``, ``1d`` (no unit: seconds)."""
+    """True when ``value`` is a positive nginx time value: ``90``, ``90s``, ``500ms``, ``10m``,
+    ``1h``, ``1d``, ``1w``, or units written together, largest first: ``1m30s``, ``1h30m`` (no
+    unit: seconds)."""
     return isinstance(value, str) and bool(_DURATION.match(value)) or (
         isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10 ** 9)
 

@@ -126,6 +126,10 @@ def render_http(rendered_sites):
         ("2d", True),
         ("90", True),
         (90, True),
+        # several units written together, and weeks (the new-user tryout's 1m30s and 1w)
+        ("1m30s", True),
+        ("1h30m", True),
+        ("1w", True),
         ("0s", False),
         ("0", False),
         (0, False),
