@@ -104,8 +104,8 @@ def test_inventory_checks_name_the_virtual_address_defects():
     groups, hostvars = _inventory("172.30.20.21")          # app1's address
     assert ic.virtual_address_checks(groups, hostvars) == [
         "loadbalancers: hardened_stack_virtual_address 172.30.20.21 is already an address of host app1 (a virtual "
-        "address must be one no host has: keepalived adds it to whichever load balancer holds it). Fix: choose an unused address of the load balancers' "
-        "cluster subnet."]
+        "address must be one no host has: keepalived adds it to whichever load balancer holds it). Fix: choose an "
+        "unused address of the load balancers' cluster subnet."]
     groups, hostvars = _inventory(None)
     hostvars["mon1"]["hardened_stack_virtual_address"] = "172.30.20.100"
     assert [p.split(":")[0] for p in ic.virtual_address_checks(groups, hostvars)] == ["mon1"]
@@ -238,3 +238,13 @@ def test_firewall_vrrp_over_ipv6():
     rules = _ruleset("lb2", groups, hostvars)
     assert fr.admits(rules, "fd00:172:30:20::10", None, "vrrp")
     assert not fr.admits(rules, "fd00:172:30:20::21", None, "vrrp")
+
+
+def test_vrrp_instance_refuses_a_virtual_address_only_of_the_other_family():
+    # IPv4 cluster addresses carry the adverts: an IPv6-only virtual address would leave the
+    # instance with nothing in virtual_ipaddress (the new-user tryout's case).
+    groups, hostvars = _inventory("fd00:172:30:20::100")
+    with pytest.raises(am.AddressError, match="has no IPv4 address.*add an IPv4 virtual address"):
+        am.vrrp_instance("lb1", groups, hostvars, hostvars["lb1"]["ansible_facts"])
+    with pytest.raises(AnsibleFilterError, match="vrrp_instance"):
+        flt.vrrp_instance("lb1", groups, hostvars, hostvars["lb1"]["ansible_facts"])
