@@ -346,8 +346,8 @@ def vrrp_instance(host, groups, hostvars, facts, group=FRONT_DOOR_GROUP, priorit
     if virtual and not any(parse_ip(a).version == version for a in virtual):
         raise AddressError("host '%s': %s has no IPv%d address, the family of the cluster address %s that "
                            "carries the VRRP adverts (an IPv%d address can only move alongside one). Fix: "
-                           "add an IPv%d virtual address." % (host, VIRTUAL_VAR, version, src,
-                                                             10 - version, version))
+                           "add an IPv%d virtual address."
+                           % (host, VIRTUAL_VAR, version, src, 10 - version, version))
     outside = [a for a in virtual if not _in_subnets(a, _subnets(facts, interface))]
     if not priority:
         priority = max(1, 150 - 10 * members.index(host))
