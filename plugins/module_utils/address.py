@@ -91,15 +91,27 @@ def _get(hv, key):
         return None
 
 
+def _interface_facts(facts, name):
+    """The gathered facts of interface ``name`` (Ansible keys them with - and . as _), or ``{}``."""
+    key = u"%s" % name
+    data = facts.get(key.replace("-", "_").replace(".", "_")) or facts.get(key)
+    return data if isinstance(data, dict) else {}
+
+
+def _ipv4_entries(data):
+    """An interface's IPv4 entries from its facts: the primary one and the secondaries."""
+    ipv4 = data.get("ipv4")
+    return ([ipv4] if isinstance(ipv4, dict) else list(ipv4 or [])) + list(data.get("ipv4_secondaries") or [])
+
+
 def _interface_address(host, hv, interface):
     facts = _get(hv, "ansible_facts") or {}
     if not facts:
         raise AddressError("host '%s': %s is '%s' but the host's facts are not gathered "
                            "(run the play with gather_facts, or set %s)"
                            % (host, INTERFACE_VAR, interface, OVERRIDE_VAR))
-    key = u"%s" % interface
-    data = facts.get(key.replace("-", "_").replace(".", "_")) or facts.get(key)
-    if not isinstance(data, dict) or not data.get("device"):
+    data = _interface_facts(facts, interface)
+    if not data.get("device"):
         known = sorted(facts.get("interfaces") or [])
         raise AddressError("host '%s': %s '%s' is not an interface of the host (it has: %s)"
                            % (host, INTERFACE_VAR, interface, ", ".join(known) or "none gathered"))
@@ -306,14 +318,8 @@ def interface_of(address, facts):
     if ip is None or not facts:
         return None
     for name in facts.get("interfaces") or []:
-        data = facts.get(name.replace("-", "_").replace(".", "_")) or facts.get(name) or {}
-        if not isinstance(data, dict):
-            continue
-        held = []
-        ipv4 = data.get("ipv4")
-        for entry in ([ipv4] if isinstance(ipv4, dict) else list(ipv4 or [])) + list(data.get("ipv4_secondaries") or []):
-            held.append(entry.get("address"))
-        held += [entry.get("address") for entry in data.get("ipv6") or []]
+        data = _interface_facts(facts, name)
+        held = [entry.get("address") for entry in _ipv4_entries(data) + list(data.get("ipv6") or [])]
         if any(parse_ip(h) == ip for h in held if h):
             return data.get("device") or name
     return None
@@ -359,10 +365,9 @@ def vrrp_instance(host, groups, hostvars, facts, group=FRONT_DOOR_GROUP, priorit
 
 def _subnets(facts, interface):
     """The networks of ``interface``'s addresses (gathered facts), IPv4 and IPv6."""
-    data = (facts or {}).get(interface.replace("-", "_").replace(".", "_")) or {}
+    data = _interface_facts(facts or {}, interface)
     nets = []
-    ipv4 = data.get("ipv4")
-    for entry in ([ipv4] if isinstance(ipv4, dict) else list(ipv4 or [])) + list(data.get("ipv4_secondaries") or []):
+    for entry in _ipv4_entries(data):
         if entry.get("address") and entry.get("netmask"):
             nets.append(ipaddress.ip_network(u"%s/%s" % (entry["address"], entry["netmask"]), strict=False))
     for entry in data.get("ipv6") or []:
